@@ -1,0 +1,19 @@
+"""convbn-compat: Inductor's efficient conv-bn eval pass, checked across torch releases.
+
+The shim modules (``inductor``, ``tracing``, ``devices``, ``versions``) are the one
+place that knows how releases differ; tests and sessions speak only their language.
+"""
+
+from .outcomes import Outcome, Unsupported
+from .releases import RELEASES, ConfigError, Release
+from .versions import release_of, torch_version_at_least
+
+__all__ = [
+    "RELEASES",
+    "ConfigError",
+    "Outcome",
+    "Release",
+    "Unsupported",
+    "release_of",
+    "torch_version_at_least",
+]

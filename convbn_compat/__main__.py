@@ -1,0 +1,58 @@
+"""Command line: ``python -m convbn_compat <command>``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .releases import ConfigError
+
+
+def _env(args: argparse.Namespace) -> int:
+    try:
+        import torch
+    except ImportError as exc:
+        print(f"convbn-compat: torch does not import in {sys.executable}: {exc}", file=sys.stderr)
+        return 3
+    from . import inductor
+    from .results import environment_info
+    from .versions import torch_release
+
+    info = environment_info()
+    info["has_pass"] = inductor.has_pass()
+    gpus = ", ".join(f"{g['name']} (sm {g['capability']})" for g in info["gpus"]) or "none"
+    print(
+        f"torch {info['torch']} | CUDA {info['cuda'] or 'none (CPU build)'} | "
+        f"Python {info['python']} | GPUs: {gpus} | pass present: {info['has_pass']}"
+    )
+    if args.json:
+        print(json.dumps(info, indent=1))
+    if args.expect_torch and torch_release(torch.__version__) != torch_release(args.expect_torch):
+        print(
+            f"convbn-compat: this environment has torch {torch.__version__}, but the release "
+            f"table pins {args.expect_torch}; recreate it (run nox without -R, or with "
+            "--reuse-venv=no)",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m convbn_compat")
+    sub = parser.add_subparsers(dest="command", required=True)
+    env = sub.add_parser("env", help="print the torch, CUDA and devices under test")
+    env.add_argument("--expect-torch", metavar="X.Y.Z", help="fail unless this torch is installed")
+    env.add_argument("--json", action="store_true", help="also print the details as JSON")
+    env.set_defaults(func=_env)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"convbn-compat: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

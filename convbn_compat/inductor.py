@@ -1,0 +1,106 @@
+"""Inductor config and Dynamo counters: turning the pass on and seeing it fire."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from .outcomes import Unsupported
+
+__all__ = ["FireCount", "count_fires", "pass_enabled", "reset_compiler"]
+
+PASS_FLAG = "efficient_conv_bn_eval_fx_passes"
+COUNTER_GROUP = "inductor"
+COUNTER_NAME = "efficient_conv_bn_eval"
+
+
+def _inductor_config():
+    from torch._inductor import config
+
+    return config
+
+
+def has_pass() -> bool:
+    """Whether this torch has the efficient conv-bn eval pass at all (2.2 and later)."""
+    return hasattr(_inductor_config(), PASS_FLAG)
+
+
+@contextlib.contextmanager
+def pass_enabled(enabled: bool = True) -> Iterator[None]:
+    """Set the pass's config flag for the duration of the block, restoring it after."""
+    config = _inductor_config()
+    if not hasattr(config, PASS_FLAG):
+        raise Unsupported(f"torch._inductor.config has no {PASS_FLAG} (the pass arrived in 2.2)")
+    patch = {PASS_FLAG: enabled}
+    if hasattr(config, "pre_grad_pass_timing"):
+        # Newer releases run pre-grad passes "late", after the AOTAutograd cache lookup:
+        # on a cache hit the pass (and its counter) never runs, so a warm cache would
+        # read as not-fused. "early" runs them on every compile, before the lookup.
+        patch["pre_grad_pass_timing"] = "early"
+    with config.patch(patch):
+        yield
+
+
+class FireCount:
+    """What a ``count_fires()`` block saw of the pass.
+
+    ``counter`` is the pass's own count (what upstream's test asserts). ``in_graph`` is
+    an independent, structural count: calls to the pass's replacement functions found in
+    the pre-grad graphs that Inductor compiled, or ``None`` where the release has no hook
+    to look (``pre_grad_custom_pass``). A pass that counts without rewriting shows up as
+    the two disagreeing.
+    """
+
+    def __init__(self) -> None:
+        self.counter = 0
+        self.in_graph: int | None = None
+
+
+def _counter_value() -> int:
+    # Read through the module every time: on the first compile of a process, 2.2-2.3's
+    # ``init_once_fakemode`` replaces ``counters["inductor"]`` with a restored copy, so a
+    # reference to the old group would miss every count made after it.
+    from torch._dynamo.utils import counters
+
+    return counters[COUNTER_GROUP][COUNTER_NAME]
+
+
+_REPLACEMENT_MODULE = "torch._inductor.fx_passes.efficient_conv_bn_eval"
+
+
+def _count_replacements(graph) -> int:
+    return sum(
+        1
+        for node in graph.nodes
+        if node.op == "call_function"
+        and getattr(node.target, "__module__", "") == _REPLACEMENT_MODULE
+    )
+
+
+@contextlib.contextmanager
+def count_fires() -> Iterator[FireCount]:
+    """Count the pass's rewrites made inside the block, by counter and in the graph."""
+    config = _inductor_config()
+    result = FireCount()
+    before = _counter_value()
+    with contextlib.ExitStack() as stack:
+        if hasattr(config, "pre_grad_custom_pass") and config.pre_grad_custom_pass is None:
+            result.in_graph = 0
+
+            def observe(graph) -> None:
+                result.in_graph += _count_replacements(graph)
+
+            stack.enter_context(config.patch({"pre_grad_custom_pass": observe}))
+        try:
+            yield result
+        finally:
+            after = _counter_value()
+            # A counter that went down was reset by someone else: its delta means nothing.
+            result.counter = after - before if after >= before else -1
+
+
+def reset_compiler() -> None:
+    """Forget every compiled graph so the next call compiles, and the pass runs, again."""
+    import torch._dynamo
+
+    torch._dynamo.reset()

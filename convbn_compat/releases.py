@@ -1,0 +1,121 @@
+"""The release table: the one source of truth for which torch each session tests.
+
+Adding a release is one row in ``RELEASES`` and one file ``constraints/torch-X.Y.txt``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "FLAVOURS",
+    "NIGHTLY",
+    "RELEASES",
+    "ConfigError",
+    "Release",
+    "get_release",
+    "torch_index",
+]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONSTRAINTS_DIR = PROJECT_ROOT / "constraints"
+
+PYTORCH_INDEX = "https://download.pytorch.org/whl"
+FLAVOURS = ("cpu", "cuda")
+NIGHTLY = "nightly"
+
+
+class ConfigError(ValueError):
+    """Bad input from the user: the message says what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """One row of the matrix: a torch minor release and how to install it."""
+
+    key: str
+    """Release key used in session names: ``"2.4"`` or ``"nightly"``."""
+    torch: str
+    """Exact pin (latest patch) for ``torch==``; empty for nightly (newest dev build)."""
+    python: str
+    """Python the session runs on; one that has wheels for this release."""
+    cuda: str
+    """CUDA wheel tag of the PyTorch index for the cuda flavour (``cu121``)."""
+
+    @property
+    def constraints(self) -> Path:
+        return CONSTRAINTS_DIR / f"torch-{self.key}.txt"
+
+    @property
+    def is_nightly(self) -> bool:
+        return self.key == NIGHTLY
+
+    def requirement(self) -> str:
+        return "torch" if self.is_nightly else f"torch=={self.torch}"
+
+    def session(self, flavour: str) -> str:
+        return f"tests-{self.key}-{flavour}"
+
+
+# The CUDA tag is the one PyPI's default Linux wheel of that release was built with, so
+# that the cuda flavour from the PyTorch index and from PyPI test the same build.
+RELEASES: dict[str, Release] = {
+    r.key: r
+    for r in (
+        Release("2.2", "2.2.2", "3.11", "cu121"),
+        Release("2.3", "2.3.1", "3.11", "cu121"),
+        Release("2.4", "2.4.1", "3.11", "cu121"),
+        Release("2.5", "2.5.1", "3.11", "cu124"),
+        Release("2.6", "2.6.0", "3.11", "cu124"),
+        Release("2.7", "2.7.1", "3.11", "cu126"),
+        Release("2.8", "2.8.0", "3.11", "cu128"),
+        Release("2.9", "2.9.1", "3.11", "cu128"),
+        Release("2.10", "2.10.0", "3.11", "cu128"),
+        Release("2.11", "2.11.0", "3.11", "cu130"),
+        Release("2.12", "2.12.1", "3.11", "cu130"),
+        Release("2.13", "2.13.0", "3.11", "cu130"),
+        Release("2.14", "2.14.1", "3.11", "cu130"),
+        Release("2.15", "2.15.0", "3.11", "cu132"),
+        Release(NIGHTLY, "", "3.12", "cu132"),
+    )
+}
+
+OLDEST = next(iter(RELEASES))
+NEWEST = [k for k in RELEASES if k != NIGHTLY][-1]
+
+
+def get_release(key: str) -> Release:
+    try:
+        return RELEASES[key]
+    except KeyError:
+        raise ConfigError(
+            f"unknown release {key!r}; choose one of: {', '.join(RELEASES)}"
+        ) from None
+
+
+def torch_index(release: Release, flavour: str, env: dict[str, str] | None = None) -> str | None:
+    """Where torch comes from for a session; ``None`` means the installer's default index.
+
+    ``CONVBN_TORCH_INDEX`` overrides the PyTorch index: a URL (mirror, wheelhouse) or
+    ``default`` for whatever index pip/uv is already configured with.
+    """
+    if flavour not in FLAVOURS:
+        raise ConfigError(f"unknown flavour {flavour!r}; choose one of: {', '.join(FLAVOURS)}")
+    env = os.environ if env is None else env
+    override = env.get("CONVBN_TORCH_INDEX", "").strip()
+    if override == "default":
+        return None
+    if override:
+        if not override.startswith(("http://", "https://", "file://")):
+            raise ConfigError(
+                f"CONVBN_TORCH_INDEX={override!r} is neither 'default' nor a URL; give an "
+                "index URL (https://..., file:///path/to/wheelhouse) or 'default' to take "
+                "torch from the index pip/uv is configured with"
+            )
+        return override.rstrip("/")
+    tag = "cpu" if flavour == "cpu" else release.cuda
+    if release.is_nightly:
+        return f"{PYTORCH_INDEX}/nightly/{tag}"
+    return f"{PYTORCH_INDEX}/{tag}"

@@ -1,0 +1,111 @@
+"""The results file each run writes: ``<results dir>/<session>.json``.
+
+Schema ``convbn-compat/results`` version 1 (documented in ``docs/results-schema.md``).
+The file is rewritten atomically after every case, so a killed run leaves a valid file
+holding every case that finished, with ``"complete": false``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "ResultsWriter", "environment_info", "results_dir"]
+
+SCHEMA = "convbn-compat/results"
+SCHEMA_VERSION = 1
+RECORD_KEY = "convbn_case"
+"""The user_properties key a matrix test stores its case record under."""
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("CONVBN_RESULTS_DIR") or "results")
+
+
+def default_run_name() -> str:
+    """``CONVBN_SESSION`` (set by Nox), else a name of its own for a plain pytest run."""
+    name = os.environ.get("CONVBN_SESSION", "").strip()
+    if name:
+        return name
+    import torch
+
+    return f"pytest-torch-{torch.__version__}".replace("+", "-")
+
+
+def environment_info() -> dict:
+    """What is under test: torch, Python, CUDA and the devices torch sees."""
+    import torch
+
+    gpus = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            major, minor = torch.cuda.get_device_capability(i)
+            gpus.append(
+                {"name": torch.cuda.get_device_name(i), "capability": f"{major}.{minor}"}
+            )
+    return {
+        "torch": torch.__version__,
+        "torch_git": getattr(torch.version, "git_version", None),
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "gpus": gpus,
+    }
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ResultsWriter:
+    """Accumulates case records and keeps ``path`` a valid, current results file."""
+
+    def __init__(self, path: Path, run: dict) -> None:
+        self.path = path
+        self.data = {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            **run,
+            "started": _now(),
+            "finished": None,
+            "complete": False,
+            "environment": environment_info(),
+            "cases": [],
+        }
+        self.flush()
+
+    def add(self, record: dict) -> None:
+        self.data["cases"].append(record)
+        self.flush()
+
+    def finish(self, complete: bool, exitstatus: int) -> None:
+        self.data["finished"] = _now()
+        self.data["complete"] = complete
+        self.data["pytest_exitstatus"] = exitstatus
+        self.flush()
+
+    def flush(self) -> None:
+        atomic_write_json(self.path, self.data)

@@ -1,0 +1,150 @@
+"""Nox sessions: one per torch release and wheel flavour, generated from the release table.
+
+    nox -l                         list every session
+    nox -s tests-2.4-cuda          one release, CUDA wheel (cases on CPU and GPU)
+    nox -t cpu                     every release, CPU wheels
+    nox -t 2.4                     both flavours of one release
+    nox -s tests-2.4-cpu -- -k Conv2d    arguments after -- go to pytest
+
+CONVBN_TORCH_INDEX=<url>|default picks where torch comes from (see README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+sys.path.insert(0, str(ROOT))
+
+from convbn_compat.releases import (  # noqa: E402
+    FLAVOURS,
+    NEWEST,
+    OLDEST,
+    RELEASES,
+    ConfigError,
+    Release,
+    torch_index,
+)
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.error_on_missing_interpreters = False
+nox.options.sessions = ["unit"]
+
+MATRIX_TESTS = "tests/test_matrix.py"
+UNIT_TESTS = "tests/unit"
+
+
+def _register_matrix() -> None:
+    for release in RELEASES.values():
+        for flavour in FLAVOURS:
+            _register_cell(release, flavour)
+
+
+def _register_cell(release: Release, flavour: str) -> None:
+    what = "the newest nightly" if release.is_nightly else f"torch {release.torch}"
+    where = "its CPU wheel" if flavour == "cpu" else f"its {release.cuda} wheel, on CPU and GPU"
+
+    def session(session: nox.Session) -> None:
+        _run_matrix(session, release, flavour)
+
+    session.__doc__ = f"Test {what} from {where}."
+    nox.session(
+        name=release.session(flavour),
+        python=release.python,
+        tags=[flavour, release.key, "matrix"],
+        default=False,
+    )(session)
+
+
+@nox.session(name="tests-installed", python=False, tags=["installed"], default=False)
+def tests_installed(session: nox.Session) -> None:
+    """Test the torch installed in the running environment, installing nothing."""
+    session.run("python", "-m", "convbn_compat", "env", env=_pythonpath())
+    _pytest(session, session.name, ["cpu", "cuda"], env=_pythonpath())
+
+
+@nox.session(python="3.11", tags=["unit"])
+def unit(session: nox.Session) -> None:
+    """Unit-test the shim, the release table and the harness (no torch needed)."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", UNIT_TESTS, *session.posargs)
+
+
+@nox.session(python=False, tags=["selftest"], default=False)
+def ci(session: nox.Session) -> None:
+    """Run the project's tests: unit tests, then the oldest and newest CPU cells."""
+    session.notify("unit")
+    for key in (OLDEST, NEWEST):
+        session.notify(RELEASES[key].session("cpu"), posargs=session.posargs)
+
+
+def _pythonpath() -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    return {"PYTHONPATH": path}
+
+
+def _run_matrix(session: nox.Session, release: Release, flavour: str) -> None:
+    try:
+        index = torch_index(release, flavour)
+    except ConfigError as exc:
+        session.error(str(exc))
+    if not release.constraints.is_file():
+        session.error(f"missing constraints file {release.constraints} for release {release.key}")
+    constraints = ["-c", str(release.constraints.relative_to(ROOT))]
+    torch_args = [release.requirement(), *constraints]
+    if release.is_nightly:
+        torch_args.append("--pre")  # nightlies are dev versions
+    if index is not None:
+        # Only the chosen index: torch and its CUDA companions can come from nowhere
+        # else, so a same-named package on another index cannot replace them.
+        torch_args += ["--index-url", index]
+    project_args = ["-e", ".[test]", *constraints]
+    record = {
+        "torch_index": index or "default",
+        "commands": [
+            "install " + shlex.join(torch_args),
+            "install " + shlex.join(project_args),
+        ],
+        "backend": session.venv_backend,
+    }
+    # Two steps: torch from its index alone, then the harness from the default index.
+    session.install(*torch_args)
+    session.install(*project_args)
+    env = {
+        "CONVBN_RELEASE": release.key,
+        "CONVBN_FLAVOUR": flavour,
+        "CONVBN_INSTALL_RECORD": json.dumps(record),
+        # One Inductor cache per environment: releases never read each other's entries,
+        # and removing the environment removes its cache.
+        "TORCHINDUCTOR_CACHE_DIR": str(Path(session.virtualenv.location) / "inductor-cache"),
+    }
+    check = ["python", "-m", "convbn_compat", "env"]
+    if not release.is_nightly:
+        check += ["--expect-torch", release.torch]
+    session.run(*check, env=env)
+    devices = ["cpu"] if flavour == "cpu" else ["cpu", "cuda"]
+    _pytest(session, session.name, devices, env=env)
+
+
+def _pytest(session: nox.Session, name: str, devices: list[str], env: dict[str, str]) -> None:
+    results = Path(os.environ.get("CONVBN_RESULTS_DIR") or ROOT / "results")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        MATRIX_TESTS,
+        f"--convbn-devices={','.join(devices)}",
+        f"--junitxml={results / (name + '.xml')}",
+        *session.posargs,
+        env={**env, "CONVBN_SESSION": name, "CONVBN_RESULTS_DIR": str(results)},
+    )
+
+
+_register_matrix()

@@ -1,0 +1,84 @@
+"""The fusion-correctness matrix: every case of upstream's test, per device.
+
+The test body is the same for every case; what differs between releases lives in
+``convbn_compat/expectations.toml``. A cell expected to be anything but ``fused`` is a
+strict xfail: it xfails only with exactly that outcome, and fails otherwise, so a
+change in either direction turns the session red.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from convbn_compat import devices  # noqa: E402
+from convbn_compat.cases import CASES, run_case  # noqa: E402
+from convbn_compat.outcomes import Outcome  # noqa: E402
+
+from convbn_compat.results import RECORD_KEY  # noqa: E402
+
+RUNS = (("cpu", False), ("cuda", False), ("cuda", True))
+
+
+def _params():
+    for device, tf32 in RUNS:
+        suffix = f"{device}-tf32" if tf32 else device
+        for case in CASES:
+            yield pytest.param(case, device, tf32, id=f"{case.id}-{suffix}", marks=pytest.mark.matrix)
+
+
+@pytest.mark.parametrize(("case", "device", "tf32"), list(_params()))
+def test_conv_bn_eval(case, device, tf32, expectations, request):
+    record = {
+        "id": case.id,
+        "device": device,
+        "tf32": tf32,
+        "outcome": None,
+        "expected_outcome": None,
+        "fire_count": None,
+        "expected_count": case.expected_fires,
+        "graph_rewrites": None,
+        "max_abs_error": None,
+        "seconds": 0.0,
+        "message": "",
+    }
+    request.node.user_properties.append((RECORD_KEY, record))
+    if device == "cuda":
+        skip = None
+        if not devices.gpu_available():
+            skip = devices.gpu_skip_reason()
+        elif tf32 and not devices.tf32_supported():
+            skip = "TF32 needs an sm_80 or newer GPU (upstream runs TF32-off only there)"
+        if skip:
+            record["message"] = skip
+            if devices.gpu_required():
+                pytest.fail(f"CONVBN_REQUIRE_GPU is set: {skip}", pytrace=False)
+            pytest.skip(skip)
+
+    result = run_case(case, device, tf32=tf32)
+    expected = expectations.lookup(case.id, device, torch.__version__)
+    record.update(
+        outcome=result.outcome.value,
+        expected_outcome=expected.outcome.value,
+        expectation_reason=expected.reason,
+        fire_count=result.fire_count,
+        graph_rewrites=result.graph_rewrites,
+        max_abs_error=result.max_abs_error,
+        seconds=result.seconds,
+        message=result.message,
+        warnings=result.warnings,
+    )
+    if result.outcome is Outcome.UNSUPPORTED:
+        pytest.skip(f"unsupported by torch {torch.__version__}: {result.message}")
+    if result.outcome is expected.outcome:
+        if expected.outcome is Outcome.FUSED:
+            return
+        pytest.xfail(f"{expected.outcome}: {expected.reason}")
+    pytest.fail(
+        f"{case.id} on {device}: expected {expected.outcome} ({expected.reason}); "
+        f"got {result.outcome}: {result.message or 'fired as expected'} "
+        f"[fires {result.fire_count}/{case.expected_fires}, in graph {result.graph_rewrites}, "
+        f"max abs error {result.max_abs_error}]",
+        pytrace=False,
+    )

@@ -1,0 +1,75 @@
+import pytest
+
+from convbn_compat import expectations as exp
+from convbn_compat.cases import CASES, get_case
+from convbn_compat.outcomes import Outcome
+from convbn_compat.releases import ConfigError
+
+
+def _write(tmp_path, body):
+    path = tmp_path / "expectations.toml"
+    path.write_text(body)
+    return path
+
+
+ROW = """
+[[expect]]
+releases = "<2.4"
+cases = "*-decomposed"
+outcome = "not-fused"
+reason = "no aten patterns"
+"""
+
+
+def test_case_list_is_upstreams_product():
+    assert len(CASES) == 112
+    assert len({c.id for c in CASES}) == 112
+    assert CASES[0].id == "ConvOp-bias-Linear-bn-module"
+    assert get_case("MultiUserConvOp-nobias-ConvTranspose3d-syncbn-decomposed").expected_fires == 3
+
+
+def test_unknown_case_suggests_close_ids():
+    with pytest.raises(ConfigError, match="did you mean ConvOp-bias-Conv2d-bn-module"):
+        get_case("ConvOp-bias-Conv2d-bn")
+
+
+def test_lookup_by_release_pattern_and_device(tmp_path):
+    table = exp.load(_write(tmp_path, ROW))
+    hit = table.lookup("ConvOp-bias-Conv2d-bn-decomposed", "cpu", "2.2.2+cu121")
+    assert hit.outcome is Outcome.NOT_FUSED
+    assert hit.reason == "no aten patterns"
+    assert table.lookup("ConvOp-bias-Conv2d-bn-decomposed", "cpu", "2.4.1+cpu").outcome is Outcome.FUSED
+    assert table.lookup("ConvOp-bias-Conv2d-bn-module", "cpu", "2.2.2").outcome is Outcome.FUSED
+    # A nightly counts as its release.
+    assert table.lookup("ConvOp-bias-Conv2d-bn-decomposed", "cuda", "2.3.0.dev20240301").outcome is Outcome.NOT_FUSED
+
+
+def test_overlapping_rows_are_an_error(tmp_path):
+    table = exp.load(_write(tmp_path, ROW + ROW.replace("*-decomposed", "ConvOp-*")))
+    with pytest.raises(ConfigError, match="2 rows name ConvOp-bias-Conv2d-bn-decomposed"):
+        table.lookup("ConvOp-bias-Conv2d-bn-decomposed", "cpu", "2.2.2")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("not-fused", "fuzed"), "unknown outcome 'fuzed'; choose one of: fused, not-fused"),
+        (("*-decomposed", "*-nothing"), "matches no case id"),
+        (("<2.4", "less than 2.4"), "is no specifier"),
+        (('reason = "no aten patterns"', 'reason = ""'), "missing 'reason'"),
+        (('outcome = "not-fused"', 'outcome = "fused"'), "'fused' is the default"),
+        (("cases =", "case ="), "unknown keys"),
+    ],
+)
+def test_bad_rows_name_the_file_and_the_problem(tmp_path, edit, message):
+    path = _write(tmp_path, ROW.replace(*edit))
+    with pytest.raises(ConfigError, match=message) as info:
+        exp.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_shipped_expectations_load_and_every_row_has_a_reason():
+    table = exp.load()
+    assert table.rows
+    for row in table.rows:
+        assert len(row.reason) > 40, f"{row.cases}: say the verified cause"
