@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def tests_installed(session: nox.Session) -> None:
 @nox.session(python="3.11", tags=["unit"])
 def unit(session: nox.Session) -> None:
     """Unit-test the shim, the release table and the harness (no torch needed)."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,dev]")  # dev: the noxfile's own tests run nox
     session.run("python", "-m", "pytest", UNIT_TESTS, *session.posargs)
 
 
@@ -130,11 +131,23 @@ def _run_matrix(session: nox.Session, release: Release, flavour: str) -> None:
         check += ["--expect-torch", release.torch]
     session.run(*check, env=env)
     devices = ["cpu"] if flavour == "cpu" else ["cpu", "cuda"]
-    _pytest(session, session.name, devices, env=env)
+    try:
+        _pytest(session, session.name, devices, env=env)
+    finally:
+        if os.environ.get("CONVBN_DISCARD_ENV", "") not in ("", "0"):
+            # The results are written; free the ~5 GB before the next release builds.
+            session.log(f"CONVBN_DISCARD_ENV: removing {session.virtualenv.location}")
+            shutil.rmtree(session.virtualenv.location, ignore_errors=True)
 
 
 def _pytest(session: nox.Session, name: str, devices: list[str], env: dict[str, str]) -> None:
     results = Path(os.environ.get("CONVBN_RESULTS_DIR") or ROOT / "results")
+    parallel = []
+    chosen = [a for a in session.posargs if a.startswith(("-n", "--numprocesses", "no:xdist"))]
+    if not chosen:
+        # One case per core: compiling is single-threaded enough that two workers
+        # halve the wall time on 2 cores. `-- -n 0` runs in one process.
+        parallel = ["-n", "auto"]
     session.run(
         "python",
         "-m",
@@ -142,6 +155,7 @@ def _pytest(session: nox.Session, name: str, devices: list[str], env: dict[str, 
         MATRIX_TESTS,
         f"--convbn-devices={','.join(devices)}",
         f"--junitxml={results / (name + '.xml')}",
+        *parallel,
         *session.posargs,
         env={**env, "CONVBN_SESSION": name, "CONVBN_RESULTS_DIR": str(results)},
     )

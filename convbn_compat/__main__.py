@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .releases import ConfigError
 
@@ -39,6 +40,18 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _table(args: argparse.Namespace) -> int:
+    from .matrix import table_document
+
+    text = table_document(args.results, device=args.device)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convbn_compat")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     env.add_argument("--expect-torch", metavar="X.Y.Z", help="fail unless this torch is installed")
     env.add_argument("--json", action="store_true", help="also print the details as JSON")
     env.set_defaults(func=_env)
+    table = sub.add_parser("table", help="lay results files out as a Markdown matrix")
+    table.add_argument("results", nargs="+", type=Path, help="results JSON files")
+    table.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    table.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    table.set_defaults(func=_table)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

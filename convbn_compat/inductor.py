@@ -33,9 +33,11 @@ def pass_enabled(enabled: bool = True) -> Iterator[None]:
         raise Unsupported(f"torch._inductor.config has no {PASS_FLAG} (the pass arrived in 2.2)")
     patch = {PASS_FLAG: enabled}
     if hasattr(config, "pre_grad_pass_timing"):
-        # Newer releases run pre-grad passes "late", after the AOTAutograd cache lookup:
-        # on a cache hit the pass (and its counter) never runs, so a warm cache would
-        # read as not-fused. "early" runs them on every compile, before the lookup.
+        # 2.15's default resolves to "late": pre-grad passes run after the AOTAutograd
+        # cache lookup, "only on cache miss" (its config's words), so a hit would skip
+        # the pass and its counter and read as not-fused. Our cases missed that cache
+        # every time we looked (in one process and across two), but the matrix must not
+        # depend on it: "early" runs the passes on every compile.
         patch["pre_grad_pass_timing"] = "early"
     with config.patch(patch):
         yield
