@@ -11,16 +11,28 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import itertools
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import devices, inductor, tracing
 from .outcomes import Outcome, Unsupported
 
-__all__ = ["CASES", "Case", "CaseResult", "Tolerance", "get_case", "run_case"]
+__all__ = [
+    "CASES",
+    "EXTENDED_CASES",
+    "UPSTREAM_CASES",
+    "Case",
+    "CaseResult",
+    "Tolerance",
+    "get_case",
+    "run_case",
+]
 
 LAYERS = (
     "Linear",
@@ -45,31 +57,187 @@ MODULES = ("ConvOp", "MultiUserConvOp")
 EXPECTED_FIRES = {"ConvOp": 1, "MultiUserConvOp": 3}
 
 
+UPSTREAM = "upstream"
+EXTENDED = "extended"
+
+
 @dataclass(frozen=True)
 class Case:
-    module: str  # ConvOp | MultiUserConvOp
-    bias: bool
-    layer: str  # one of LAYERS
-    norm: str  # bn | syncbn
-    graph: str  # module (Dynamo traces the nn.Module) | decomposed (pre-dispatch make_fx)
+    """One case: how to build its model, and what the pass should do with it."""
 
-    @property
-    def id(self) -> str:
-        bias = "bias" if self.bias else "nobias"
-        return f"{self.module}-{bias}-{self.layer}-{self.norm}-{self.graph}"
+    id: str
+    expected_fires: int
+    build: Callable[[], tuple[Any, list[int]]]
+    """Returns (model on the CPU in float32, input shape); run_case moves both."""
+    subset: str = UPSTREAM
+    graph: str = "module"
+    """module: Dynamo traces the nn.Module; decomposed: pre-dispatch make_fx first."""
+    syncbn: bool = False
+    pass_enabled: bool = True
+    train: bool = False
+    dtype: str = "float32"
+    channels_last: bool = False
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    links: tuple[str, ...] = ()
+    about: str = ""
 
-    @property
-    def expected_fires(self) -> int:
-        return EXPECTED_FIRES[self.module]
+
+def _upstream_model(module: str, bias: bool, layer: str):
+    """Upstream's ConvOp / MultiUserConvOp with freshly built layers, and its input shape."""
+    from torch import nn
+
+    layer_cls = getattr(nn, layer)
+    dims = _SPATIAL_DIMS[layer]
+    bn_cls = getattr(nn, f"BatchNorm{max(dims, 1)}d")
+    kwargs = {} if layer == "Linear" else {"kernel_size": 3, "stride": 2}
+
+    class ConvOp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = layer_cls(3, 32, bias=bias, **kwargs)
+            self.bn = bn_cls(32)
+
+        def forward(self, x):
+            x = self.conv(x)
+            return self.bn(x)
+
+    class MultiUserConvOp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = layer_cls(3, 32, bias=bias, **kwargs)
+            self.bn1 = bn_cls(32)
+            self.conv2 = layer_cls(32, 32, bias=bias, **kwargs)
+            self.bn2 = bn_cls(32)
+            self.conv3 = layer_cls(32, 32, bias=bias, **kwargs)
+            self.bn3 = bn_cls(32)
+
+        def forward(self, x):
+            # conv1-bn1 fuses; bn2 follows the second call of conv2; bn3 is used twice
+            x = self.bn1(self.conv1(input=x))
+            x = self.bn2(input=self.conv2(self.conv2(x)))
+            x = self.bn3(input=self.conv3(input=x))
+            x = self.bn3(x) + x
+            return x
+
+    model = {"ConvOp": ConvOp, "MultiUserConvOp": MultiUserConvOp}[module]()
+    # Conv shapes go from big to small, transposed convs from small to big (upstream).
+    spatial = 4 if layer.startswith("ConvTranspose") else 96
+    return model, [4, 3] + [spatial] * dims
 
 
-# Same order as upstream's itertools.product, so results line up with its loop.
-CASES: tuple[Case, ...] = tuple(
-    Case(module, bias, layer, norm, graph)
+def _upstream_cases() -> tuple[Case, ...]:
+    cases = []
+    # Same order as upstream's itertools.product, so results line up with its loop.
     for module, bias, layer, norm, graph in itertools.product(
         MODULES, (True, False), LAYERS, ("bn", "syncbn"), ("module", "decomposed")
-    )
-)
+    ):
+        case_id = f"{module}-{'bias' if bias else 'nobias'}-{layer}-{norm}-{graph}"
+        cases.append(
+            Case(
+                case_id,
+                EXPECTED_FIRES[module],
+                functools.partial(_upstream_model, module, bias, layer),
+                graph=graph,
+                syncbn=norm == "syncbn",
+            )
+        )
+    return tuple(cases)
+
+
+def _randomize_bn(bn) -> None:
+    """Non-trivial BN statistics and affine terms: a fresh BN is nearly the identity in
+    eval mode, so a fold that gets a term wrong would still match eager."""
+    import torch
+
+    g = torch.Generator().manual_seed(1234)
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.randn(bn.num_features, generator=g) * 0.5)
+        bn.running_var.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
+        bn.weight.copy_(torch.randn(bn.num_features, generator=g))
+        bn.bias.copy_(torch.randn(bn.num_features, generator=g))
+
+
+def _conv_bn(variant: str = "plain", **conv_kwargs):
+    """A Conv2d + BatchNorm2d pair with non-trivial BN state, in one of a few shapes."""
+    import torch.nn.functional as F  # noqa: N812
+    from torch import nn
+
+    in_ch = 8
+    conv_kwargs = {"kernel_size": 3, **conv_kwargs}
+
+    class ConvBN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(in_ch, 16, **conv_kwargs)
+            self.bn = nn.BatchNorm2d(16)
+            _randomize_bn(self.bn)
+
+        def forward(self, x):
+            y = self.conv(x)
+            if variant == "conv-multiuser":
+                # The conv output feeds BN and the sum: the pass must leave it alone.
+                return self.bn(y) + y
+            if variant == "bn-3args":
+                # pytorch#169011: F.batch_norm with only its 3 required arguments.
+                return F.batch_norm(y, self.bn.running_mean, self.bn.running_var)
+            return self.bn(y)
+
+    class ConvKwargsBN(nn.Module):
+        # pytorch#196165: F.conv2d given bias/stride/padding by keyword.
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(in_ch, 16, 3)
+            self.bn = nn.BatchNorm2d(16)
+            _randomize_bn(self.bn)
+
+        def forward(self, x):
+            y = F.conv2d(x, self.conv.weight, bias=self.conv.bias, stride=2, padding=1)
+            bn = self.bn
+            return F.batch_norm(
+                y, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.1, bn.eps
+            )
+
+    model = ConvKwargsBN() if variant == "conv-kwargs" else ConvBN()
+    return model, [4, in_ch, 24, 24]
+
+
+def _extended_cases() -> tuple[Case, ...]:
+    cases = []
+    graphs = ("module", "decomposed")
+
+    def add(name, fires, build, graphs=graphs, **kw):
+        for graph in graphs:
+            cases.append(Case(f"{name}-Conv2d-bn-{graph}", fires, build, EXTENDED, graph, **kw))
+
+    # Controls upstream's test lacks: where the pass must not fire, output still equals eager.
+    add("Control-passoff", 0, _conv_bn, pass_enabled=False,
+        about="flag off: the pass must not fire")
+    add("Control-trainbn", 0, _conv_bn, train=True,
+        about="BatchNorm in training mode: the pass must not fire")
+    add("Control-convmultiuser", 0, functools.partial(_conv_bn, "conv-multiuser"),
+        about="the conv output has a second user: the pass must not fire")
+    # Conv configurations beyond upstream's kernel 3, stride 2, NCHW float32.
+    add("Config-groups", 1, functools.partial(_conv_bn, groups=4))
+    add("Config-dilation", 1, functools.partial(_conv_bn, dilation=2))
+    add("Config-padding", 1, functools.partial(_conv_bn, padding=2, padding_mode="zeros"))
+    add("Config-kernel3x5", 1, functools.partial(_conv_bn, kernel_size=(3, 5), stride=(2, 1)))
+    add("Config-channelslast", 1, _conv_bn, channels_last=True)
+    add("Config-float64", 1, _conv_bn, dtype="float64", devices=("cpu",))
+    add("Config-float16", 1, _conv_bn, dtype="float16", devices=("cuda",))
+    # Bugs users reported against the pass.
+    add("Bug169011-bn3args", 1, functools.partial(_conv_bn, "bn-3args"), graphs=("module",),
+        links=("https://github.com/pytorch/pytorch/issues/169011",
+               "https://github.com/pytorch/pytorch/pull/169126"),
+        about="F.batch_norm(x, mean, var) with default arguments")
+    add("Bug196165-convkwargs", 1, functools.partial(_conv_bn, "conv-kwargs"),
+        graphs=("module",), links=("https://github.com/pytorch/pytorch/issues/196165",),
+        about="F.conv2d with bias, stride and padding passed by keyword")
+    return tuple(cases)
+
+
+UPSTREAM_CASES = _upstream_cases()
+EXTENDED_CASES = _extended_cases()
+CASES: tuple[Case, ...] = UPSTREAM_CASES + EXTENDED_CASES
 _BY_ID = {c.id: c for c in CASES}
 
 
@@ -82,23 +250,27 @@ def get_case(case_id: str) -> Case:
         close = [c for c in _BY_ID if case_id.lower() in c.lower()][:5]
         hint = f"; did you mean {', '.join(close)}" if close else ""
         raise ConfigError(
-            f"no case {case_id!r}{hint}. Ids look like ConvOp-bias-Conv2d-bn-module: "
-            f"module {'|'.join(MODULES)}, bias|nobias, layer {'|'.join(LAYERS)}, "
-            "bn|syncbn, module|decomposed"
+            f"no case {case_id!r}{hint}. Upstream ids look like "
+            f"ConvOp-bias-Conv2d-bn-module: module {'|'.join(MODULES)}, bias|nobias, layer "
+            f"{'|'.join(LAYERS)}, bn|syncbn, module|decomposed; `python -m convbn_compat "
+            "cases` lists them all"
         ) from None
 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """assert_close tolerances; the float32 defaults unless TF32 loosens them."""
+    """assert_close tolerances: its defaults for the dtype unless TF32 loosens them."""
 
-    rtol: float = 1.3e-6
-    atol: float = 1e-5
+    rtol: float | None = None
+    atol: float | None = None
 
     @classmethod
-    def for_run(cls, tf32: bool) -> Tolerance:
-        # Upstream: @tf32_on_and_off(0.003) raises atol to 0.003 when TF32 is on.
-        return cls(atol=0.003) if tf32 else cls()
+    def for_run(cls, tf32: bool, dtype: str = "float32") -> Tolerance:
+        # Upstream: @tf32_on_and_off(0.003) raises atol to 0.003 when TF32 is on
+        # (rtol stays at float32's default, 1.3e-6).
+        if tf32 and dtype == "float32":
+            return cls(rtol=1.3e-6, atol=0.003)
+        return cls()
 
 
 @dataclass
@@ -116,50 +288,6 @@ class CaseResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _build(case: Case, device: str):
-    import torch
-    from torch import nn
-
-    layer_cls = getattr(nn, case.layer)
-    dims = _SPATIAL_DIMS[case.layer]
-    bn_cls = getattr(nn, f"BatchNorm{max(dims, 1)}d")
-    kwargs = {} if case.layer == "Linear" else {"kernel_size": 3, "stride": 2}
-
-    class ConvOp(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = layer_cls(3, 32, bias=case.bias, **kwargs)
-            self.bn = bn_cls(32)
-
-        def forward(self, x):
-            x = self.conv(x)
-            return self.bn(x)
-
-    class MultiUserConvOp(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = layer_cls(3, 32, bias=case.bias, **kwargs)
-            self.bn1 = bn_cls(32)
-            self.conv2 = layer_cls(32, 32, bias=case.bias, **kwargs)
-            self.bn2 = bn_cls(32)
-            self.conv3 = layer_cls(32, 32, bias=case.bias, **kwargs)
-            self.bn3 = bn_cls(32)
-
-        def forward(self, x):
-            x = self.bn1(self.conv1(input=x))
-            x = self.bn2(input=self.conv2(self.conv2(x)))
-            x = self.bn3(input=self.conv3(input=x))
-            x = self.bn3(x) + x
-            return x
-
-    model = {"ConvOp": ConvOp, "MultiUserConvOp": MultiUserConvOp}[case.module]()
-    model = model.to(device).eval()
-    # Conv shapes go from big to small, transposed convs from small to big (upstream).
-    spatial = 4 if case.layer.startswith("ConvTranspose") else 96
-    inp = torch.rand([4, 3] + [spatial] * dims).to(device)
-    return model, inp
-
-
 def _max_abs_error(actual, expected) -> float:
     import torch
 
@@ -167,14 +295,20 @@ def _max_abs_error(actual, expected) -> float:
         return float((actual.detach().double() - expected.detach().double()).abs().max())
 
 
-def _compare(actual, expected, tol: Tolerance) -> tuple[bool, float, str]:
+def _compare(actual, expected, tol: Tolerance) -> tuple[bool, float | None, str]:
     import torch
 
+    if actual.shape != expected.shape:
+        # Compiled code that returns another shape computed something else entirely.
+        return False, None, (
+            f"compiled output has shape {tuple(actual.shape)}, eager {tuple(expected.shape)}"
+        )
     err = _max_abs_error(actual, expected)
     try:
         torch.testing.assert_close(actual, expected, rtol=tol.rtol, atol=tol.atol)
     except AssertionError as exc:
-        return False, err, str(exc).strip().splitlines()[0]
+        # "Tensor-likes are not close!", then the mismatch counts and the worst element.
+        return False, err, " ".join(line.strip() for line in str(exc).strip().splitlines()[:5])
     return True, err, ""
 
 
@@ -194,20 +328,30 @@ def run_case(case: Case, device: str = "cpu", *, tf32: bool = False, seed: int =
             # be reported as a failure of the pass.
             caught = stack.enter_context(warnings.catch_warnings(record=True))
             warnings.simplefilter("always")
-            stack.enter_context(inductor.pass_enabled(True))
+            stack.enter_context(inductor.pass_enabled(case.pass_enabled))
             if device != "cpu":
                 stack.enter_context(devices.tf32(tf32))
             torch.manual_seed(seed)
-            mod_eager, inp = _build(case, device)
+            dtype = getattr(torch, case.dtype)
+            mod_eager, shape = case.build()
+            mod_eager = mod_eager.to(device=device, dtype=dtype)
+            mod_eager = mod_eager.train() if case.train else mod_eager.eval()
+            inp = torch.rand(shape, dtype=dtype).to(device)
+            if case.channels_last:
+                mod_eager = mod_eager.to(memory_format=torch.channels_last)
+                inp = inp.contiguous(memory_format=torch.channels_last)
             mod_compiled = copy.deepcopy(mod_eager)
-            if case.norm == "syncbn":
-                mod_eager = nn.SyncBatchNorm.convert_sync_batchnorm(mod_eager).eval()
-                mod_compiled = nn.SyncBatchNorm.convert_sync_batchnorm(mod_compiled).eval()
+            if case.syncbn:
+                # Set the mode again: conversion builds new modules (upstream re-evals too).
+                mod_eager = nn.SyncBatchNorm.convert_sync_batchnorm(mod_eager).train(case.train)
+                mod_compiled = nn.SyncBatchNorm.convert_sync_batchnorm(mod_compiled).train(
+                    case.train
+                )
             inductor.reset_compiler()
             if case.graph == "decomposed":
                 mod_compiled = tracing.pre_dispatch_trace(mod_compiled, inp)
             compiled = torch.compile(mod_compiled)
-            tol = Tolerance.for_run(tf32)
+            tol = Tolerance.for_run(tf32, case.dtype)
             opt_eager = torch.optim.SGD(mod_eager.parameters(), lr=1e-3)
             opt_compiled = torch.optim.SGD(mod_compiled.parameters(), lr=1e-3)
             with inductor.count_fires() as fires:
@@ -227,7 +371,8 @@ def run_case(case: Case, device: str = "cpu", *, tf32: bool = False, seed: int =
                         msg = f"after one SGD step: {msg}"
             result.fire_count = fires.counter
             result.graph_rewrites = fires.in_graph
-            result.max_abs_error = max(errors)
+            known = [e for e in errors if e is not None]
+            result.max_abs_error = max(known) if len(known) == len(errors) else None
             if not ok:
                 result.outcome = Outcome.WRONG_RESULT
                 result.message = msg

@@ -35,7 +35,7 @@ _FIELDS = {"releases", "cases", "devices", "outcome", "reason", "links"}
 @dataclass(frozen=True)
 class Expectation:
     releases: SpecifierSet
-    cases: str
+    cases: tuple[str, ...]
     devices: tuple[str, ...]
     outcome: Outcome
     reason: str
@@ -44,7 +44,7 @@ class Expectation:
     def matches(self, case_id: str, device: str, torch_version: str) -> bool:
         return (
             device in self.devices
-            and fnmatch.fnmatchcase(case_id, self.cases)
+            and any(fnmatch.fnmatchcase(case_id, pattern) for pattern in self.cases)
             and self.releases.contains(torch_release(torch_version), prereleases=True)
         )
 
@@ -69,7 +69,7 @@ class Expectations:
         if len(hits) > 1:
             raise ConfigError(
                 f"{self.source}: {len(hits)} rows name {case_id} on {device} for torch "
-                f"{torch_version} ({'; '.join(r.cases + ' ' + str(r.releases) for r in hits)}); "
+                f"{torch_version} ({'; '.join(f'{r.cases} {r.releases}' for r in hits)}); "
                 "make them disjoint"
             )
         if not hits:
@@ -92,8 +92,10 @@ def _row(raw: dict, where: str) -> Expectation:
     bad = [d for d in devices if d not in DEVICES]
     if bad:
         raise ConfigError(f"{where}: unknown devices {bad}; choose from {list(DEVICES)}")
-    if not any(fnmatch.fnmatchcase(c.id, raw["cases"]) for c in CASES):
-        raise ConfigError(f"{where}: cases {raw['cases']!r} matches no case id")
+    patterns = (raw["cases"],) if isinstance(raw["cases"], str) else tuple(raw["cases"])
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(c.id, pattern) for c in CASES):
+            raise ConfigError(f"{where}: cases pattern {pattern!r} matches no case id")
     try:
         outcome = Outcome.parse(raw["outcome"])
     except ValueError as exc:
@@ -101,7 +103,7 @@ def _row(raw: dict, where: str) -> Expectation:
     if outcome is Outcome.FUSED:
         raise ConfigError(f"{where}: 'fused' is the default; only list other outcomes")
     return Expectation(
-        releases, raw["cases"], devices, outcome, raw["reason"].strip(), tuple(raw.get("links", ()))
+        releases, patterns, devices, outcome, raw["reason"].strip(), tuple(raw.get("links", ()))
     )
 
 

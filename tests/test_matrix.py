@@ -25,13 +25,17 @@ def _params():
     for device, tf32 in RUNS:
         suffix = f"{device}-tf32" if tf32 else device
         for case in CASES:
-            yield pytest.param(case, device, tf32, id=f"{case.id}-{suffix}", marks=pytest.mark.matrix)
+            if device not in case.devices or (tf32 and case.dtype != "float32"):
+                continue
+            marks = [pytest.mark.matrix, getattr(pytest.mark, case.subset)]
+            yield pytest.param(case, device, tf32, id=f"{case.id}-{suffix}", marks=marks)
 
 
 @pytest.mark.parametrize(("case", "device", "tf32"), list(_params()))
 def test_conv_bn_eval(case, device, tf32, expectations, request):
     record = {
         "id": case.id,
+        "subset": case.subset,
         "device": device,
         "tf32": tf32,
         "outcome": None,

@@ -1,7 +1,7 @@
 import pytest
 
 from convbn_compat import expectations as exp
-from convbn_compat.cases import CASES, get_case
+from convbn_compat.cases import CASES, EXTENDED_CASES, UPSTREAM_CASES, get_case
 from convbn_compat.outcomes import Outcome
 from convbn_compat.releases import ConfigError
 
@@ -21,10 +21,13 @@ reason = "no aten patterns"
 """
 
 
-def test_case_list_is_upstreams_product():
-    assert len(CASES) == 112
-    assert len({c.id for c in CASES}) == 112
+def test_case_list_is_upstreams_product_plus_extended():
+    assert len(UPSTREAM_CASES) == 112
+    assert {c.subset for c in UPSTREAM_CASES} == {"upstream"}
+    assert {c.subset for c in EXTENDED_CASES} == {"extended"}
+    assert len({c.id for c in CASES}) == len(CASES)
     assert CASES[0].id == "ConvOp-bias-Linear-bn-module"
+    assert CASES[-1].id.startswith("Bug")
     assert get_case("MultiUserConvOp-nobias-ConvTranspose3d-syncbn-decomposed").expected_fires == 3
 
 
@@ -54,7 +57,7 @@ def test_overlapping_rows_are_an_error(tmp_path):
     ("edit", "message"),
     [
         (("not-fused", "fuzed"), "unknown outcome 'fuzed'; choose one of: fused, not-fused"),
-        (("*-decomposed", "*-nothing"), "matches no case id"),
+        (("*-decomposed", "*-nothing"), "pattern '\\*-nothing' matches no case id"),
         (("<2.4", "less than 2.4"), "is no specifier"),
         (('reason = "no aten patterns"', 'reason = ""'), "missing 'reason'"),
         (('outcome = "not-fused"', 'outcome = "fused"'), "'fused' is the default"),
