@@ -52,6 +52,12 @@ def _table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .report import main_report
+
+    return main_report(args.results or [Path("results")], args.output, args.baseline)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convbn_compat")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     table.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     table.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     table.set_defaults(func=_table)
+    report = sub.add_parser(
+        "report", help="merge results into matrix.md, matrix.json and matrix.html"
+    )
+    report.add_argument("results", nargs="*", type=Path,
+                        help="results files or folders (default: results/)")
+    report.add_argument("-o", "--output", type=Path, default=Path("report"),
+                        help="folder for the three files (default: report/)")
+    report.add_argument("--baseline", type=Path,
+                        help="earlier matrix.json or results folder; exit 1 on a new failure")
+    report.set_defaults(func=_report)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -1,0 +1,134 @@
+"""Report: merging results, classing cells against a baseline, exit status, escaping."""
+
+import json
+import shutil
+
+import pytest
+
+from convbn_compat.__main__ import main
+from convbn_compat.cases import UPSTREAM_CASES
+from convbn_compat.report import build_matrix, compare, first_changes, render_html
+
+DECOMPOSED = "ConvOp-bias-Conv2d-bn-decomposed"
+
+
+def results_file(folder, release, torch, outcomes=None, complete=True, message=""):
+    """A results file as a session writes it: every upstream CPU case fused unless told."""
+    outcomes = outcomes or {}
+    cases = [
+        {
+            "id": c.id, "subset": c.subset, "device": "cpu", "tf32": False,
+            "outcome": outcomes.get(c.id, "fused"), "expected_outcome": "fused",
+            "expectation_reason": "", "fire_count": c.expected_fires,
+            "expected_count": c.expected_fires, "graph_rewrites": c.expected_fires,
+            "max_abs_error": 1e-7, "seconds": 0.1, "message": message, "status": "passed",
+        }
+        for c in UPSTREAM_CASES
+    ]
+    data = {
+        "schema": "convbn-compat/results", "schema_version": 1,
+        "session": f"tests-{release}-cpu", "release": release, "flavour": "cpu",
+        "install": None, "started": "x", "finished": "y", "complete": complete,
+        "environment": {"torch": torch}, "cases": cases,
+    }
+    path = folder / f"tests-{release}-cpu.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture
+def results(tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    results_file(folder, "2.2", "2.2.2", {DECOMPOSED: "not-fused"})
+    results_file(folder, "2.4", "2.4.1")
+    results_file(folder, "2.10", "2.10.0", {DECOMPOSED: "wrong-result"})
+    return folder
+
+
+def test_columns_are_ordered_by_release_not_by_name(results):
+    matrix = build_matrix([results])
+    assert [c["release"] for c in matrix.columns] == ["2.2", "2.4", "2.10"]
+    assert len(matrix.cells) == 112
+
+
+def test_first_release_where_a_case_changed(results):
+    changes = first_changes(build_matrix([results]))
+    assert changes[DECOMPOSED] == ["2.4 (cpu/cpu): not-fused -> fused"]
+    assert "ConvOp-bias-Conv2d-bn-module" not in changes
+
+
+def test_report_writes_three_files_and_unchanged_baseline_exits_zero(results, tmp_path):
+    out = tmp_path / "report"
+    assert main(["report", str(results), "-o", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} >= {"matrix.md", "matrix.json", "matrix.html"}
+    assert main(["report", str(results), "-o", str(tmp_path / "r2"),
+                 "--baseline", str(out / "matrix.json")]) == 0
+    data = json.loads((tmp_path / "r2" / "matrix.json").read_text())
+    assert {c["class"] for c in data["baseline"]["cells"]} == {"unchanged"}
+
+
+def test_planted_change_in_a_copied_baseline_is_caught(results, tmp_path):
+    out = tmp_path / "report"
+    main(["report", str(results), "-o", str(out)])
+    baseline = json.loads((out / "matrix.json").read_text())
+    # Plant: the baseline said 2.10 was fused (so today's wrong-result is new), and
+    # 2.4 was an error (so today's fused is a fix).
+    baseline["cells"][DECOMPOSED]["2.10/cpu/cpu"]["outcome"] = "fused"
+    baseline["cells"][DECOMPOSED]["2.4/cpu/cpu"]["outcome"] = "error"
+    copied = tmp_path / "baseline.json"
+    copied.write_text(json.dumps(baseline))
+    assert main(["report", str(results), "-o", str(tmp_path / "r"), "--baseline", str(copied)]) == 1
+    md = (tmp_path / "r" / "matrix.md").read_text()
+    assert f"**new failure** `{DECOMPOSED}` in 2.10/cpu/cpu: fused -> wrong-result" in md
+    diff = json.loads((tmp_path / "r" / "matrix.json").read_text())["baseline"]["cells"]
+    assert diff[0]["class"] == "new failure"  # listed first
+    classes = {(c["case"], c["column"]): c["class"] for c in diff}
+    assert classes[(DECOMPOSED, "2.4/cpu/cpu")] == "fixed"
+
+
+def test_baseline_as_results_folder_new_and_gone_cells(results, tmp_path):
+    older = tmp_path / "older"
+    older.mkdir()
+    shutil.copy(results / "tests-2.2-cpu.json", older)
+    results_file(older, "2.3", "2.3.1")
+    diff = compare(build_matrix([results]), build_matrix([older]))
+    classes = {c["class"] for c in diff}
+    assert {"new cell", "gone cell", "unchanged"} <= classes
+
+
+def test_incomplete_run_is_reported_as_incomplete_with_missing_cells(tmp_path):
+    path = results_file(tmp_path, "2.4", "2.4.1", complete=False)
+    data = json.loads(path.read_text())
+    data["cases"] = data["cases"][:10]
+    path.write_text(json.dumps(data))
+    matrix = build_matrix([path])
+    assert matrix.incomplete == [str(path)]
+    assert len(matrix.missing) == 112 - 10 + 20  # the extended CPU cases too
+    assert "(incomplete)" in render_html(matrix, None)
+
+
+def test_html_escapes_text_taken_from_results(tmp_path):
+    results_file(tmp_path, "2.4", "2.4.1", {DECOMPOSED: "error"}, message="<script>alert(1)</script>")
+    out = tmp_path / "r"
+    main(["report", str(tmp_path), "-o", str(out)])
+    page = (out / "matrix.html").read_text()
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"schema": "convbn-compat/results", "schema_version": 99}', "schema version 99"),
+        ('{"hello": 1}', "not a convbn-compat results file"),
+    ],
+)
+def test_malformed_results_name_the_file(tmp_path, capsys, content, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert main(["report", str(bad), "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(bad) in err
+    assert not (tmp_path / "r").exists()  # nothing written
