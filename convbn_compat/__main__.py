@@ -55,7 +55,9 @@ def _table(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .report import main_report
 
-    return main_report(args.results or [Path("results")], args.output, args.baseline)
+    return main_report(
+        args.results or [Path("results")], args.output, args.baseline, tuple(args.no_fail_on)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for the three files (default: report/)")
     report.add_argument("--baseline", type=Path,
                         help="earlier matrix.json or results folder; exit 1 on a new failure")
+    report.add_argument("--no-fail-on", action="append", default=[], metavar="RELEASE",
+                        help="report new failures of this release without failing (nightly)")
     report.set_defaults(func=_report)
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,48 @@
+"""The scheduled workflow's job matrix is the release table, and nothing else."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from convbn_compat.releases import FLAVOURS, RELEASES
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / ".github" / "workflows" / "matrix.yml"
+
+
+def _workflow():
+    return yaml.safe_load(WORKFLOW.read_text())
+
+
+def test_workflow_matrix_equals_release_table(tmp_path):
+    """Run the workflow's own `list` step and read what it gives the matrix jobs."""
+    steps = _workflow()["jobs"]["sessions"]["steps"]
+    script = next(s["run"] for s in steps if s.get("id") == "list")
+    output = tmp_path / "github_output"
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "GITHUB_OUTPUT": str(output), "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(["bash", "-e", "-c", script], cwd=ROOT, env=env, check=True)
+    lists = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    for flavour in FLAVOURS:
+        listed = yaml.safe_load(lists[flavour])
+        assert listed == [r.session(flavour) for r in RELEASES.values()], flavour
+
+
+def test_jobs_take_their_matrix_from_that_step_and_never_fail_fast():
+    jobs = _workflow()["jobs"]
+    for flavour in FLAVOURS:
+        strategy = jobs[flavour]["strategy"]
+        assert strategy["fail-fast"] is False
+        assert strategy["matrix"]["session"] == f"${{{{ fromJSON(needs.sessions.outputs.{flavour}) }}}}"
+    assert jobs["cuda"]["env"]["CONVBN_REQUIRE_GPU"] == "1"
+    assert "nightly" in jobs["cpu"]["continue-on-error"]
+    assert jobs["report"]["if"] == "always()"
+
+
+def test_schedule_and_manual_dispatch():
+    on = _workflow()[True]  # YAML 1.1 reads the key `on` as True
+    assert on["schedule"][0]["cron"]
+    assert "workflow_dispatch" in on
