@@ -40,6 +40,7 @@ nox.options.sessions = ["unit"]
 
 MATRIX_TESTS = "tests/test_matrix.py"
 UNIT_TESTS = "tests/unit"
+REPRO_TESTS = "tests/test_repro.py"
 
 
 def _register_matrix() -> None:
@@ -84,7 +85,8 @@ def ci(session: nox.Session) -> None:
     session.notify("unit")
     session.notify("lint")
     for key in (OLDEST, NEWEST):
-        session.notify(RELEASES[key].session("cpu"), posargs=session.posargs)
+        # CI also checks that generated reproducers agree with the suite there.
+        session.notify(RELEASES[key].session("cpu"), posargs=[REPRO_TESTS, *session.posargs])
 
 
 @nox.session(python="3.11", tags=["lint"])

@@ -60,6 +60,34 @@ def _report(args: argparse.Namespace) -> int:
     )
 
 
+def _cases(args: argparse.Namespace) -> int:
+    from .cases import CASES
+
+    for case in CASES:
+        if args.subset in (None, case.subset):
+            links = " ".join(case.links)
+            print(f"{case.id}\t{case.subset}\t{','.join(case.devices)}\t{case.about}\t{links}".rstrip())
+    return 0
+
+
+def _repro(args: argparse.Namespace) -> int:
+    from .repro import repro_script
+
+    text = repro_script(args.case, args.device, args.release, tf32=args.tf32)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}; run it with the Python of a torch environment")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _bisect(args: argparse.Namespace) -> int:
+    from .repro import bisect
+
+    return bisect(args.case, args.good, args.bad, args.device, Path.cwd())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convbn_compat")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,6 +112,22 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--no-fail-on", action="append", default=[], metavar="RELEASE",
                         help="report new failures of this release without failing (nightly)")
     report.set_defaults(func=_report)
+    cases = sub.add_parser("cases", help="list case ids (subset, devices, what, links)")
+    cases.add_argument("--subset", choices=("upstream", "extended"))
+    cases.set_defaults(func=_cases)
+    repro = sub.add_parser("repro", help="write a standalone script that reproduces a case")
+    repro.add_argument("case", help="case id, e.g. ConvOp-bias-Conv2d-bn-decomposed")
+    repro.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    repro.add_argument("--tf32", action="store_true", help="with TF32 on (cuda)")
+    repro.add_argument("--release", help="release whose install commands head the script")
+    repro.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    repro.set_defaults(func=_repro)
+    bis = sub.add_parser("bisect", help="find the first release where a case changes outcome")
+    bis.add_argument("case")
+    bis.add_argument("--good", required=True, metavar="X.Y", help="older release")
+    bis.add_argument("--bad", required=True, metavar="X.Y", help="newer release")
+    bis.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    bis.set_defaults(func=_bisect)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
