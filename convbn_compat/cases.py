@@ -13,6 +13,7 @@ import contextlib
 import copy
 import functools
 import itertools
+import re
 import time
 import traceback
 import warnings
@@ -431,6 +432,9 @@ def run_case(case: Case, device: str = "cpu", *, tf32: bool = False, seed: int =
         result.message = "".join(frames).strip()[:2000]
     finally:
         inductor.reset_compiler()
-    result.warnings = sorted({f"{w.category.__name__}: {w.message}"[:300] for w in caught})
+    # Addresses (at 0x7f...) would make every copy of one warning unique.
+    result.warnings = sorted(
+        {re.sub(r" at 0x[0-9a-f]+", "", f"{w.category.__name__}: {w.message}")[:300] for w in caught}
+    )
     result.seconds = round(time.perf_counter() - started, 3)
     return result
