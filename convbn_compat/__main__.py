@@ -66,7 +66,9 @@ def _cases(args: argparse.Namespace) -> int:
     for case in CASES:
         if args.subset in (None, case.subset):
             links = " ".join(case.links)
-            print(f"{case.id}\t{case.subset}\t{','.join(case.devices)}\t{case.about}\t{links}".rstrip())
+            print(
+                f"{case.id}\t{case.subset}\t{','.join(case.devices)}\t{case.about}\t{links}".rstrip()
+            )
     return 0
 
 
@@ -103,14 +105,28 @@ def main(argv: list[str] | None = None) -> int:
     report = sub.add_parser(
         "report", help="merge results into matrix.md, matrix.json and matrix.html"
     )
-    report.add_argument("results", nargs="*", type=Path,
-                        help="results files or folders (default: results/)")
-    report.add_argument("-o", "--output", type=Path, default=Path("report"),
-                        help="folder for the three files (default: report/)")
-    report.add_argument("--baseline", type=Path,
-                        help="earlier matrix.json or results folder; exit 1 on a new failure")
-    report.add_argument("--no-fail-on", action="append", default=[], metavar="RELEASE",
-                        help="report new failures of this release without failing (nightly)")
+    report.add_argument(
+        "results", nargs="*", type=Path, help="results files or folders (default: results/)"
+    )
+    report.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("report"),
+        help="folder for the three files (default: report/)",
+    )
+    report.add_argument(
+        "--baseline",
+        type=Path,
+        help="earlier matrix.json or results folder; exit 1 on a new failure",
+    )
+    report.add_argument(
+        "--no-fail-on",
+        action="append",
+        default=[],
+        metavar="RELEASE",
+        help="report new failures of this release without failing (nightly)",
+    )
     report.set_defaults(func=_report)
     cases = sub.add_parser("cases", help="list case ids (subset, devices, what, links)")
     cases.add_argument("--subset", choices=("upstream", "extended"))

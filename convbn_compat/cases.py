@@ -160,7 +160,7 @@ def _randomize_bn(bn) -> None:
 
 def _conv_bn(variant: str = "plain", **conv_kwargs):
     """A Conv2d + BatchNorm2d pair with non-trivial BN state, in one of a few shapes."""
-    import torch.nn.functional as F  # noqa: N812
+    import torch.nn.functional as F
     from torch import nn
 
     in_ch = 8
@@ -211,12 +211,22 @@ def _extended_cases() -> tuple[Case, ...]:
             cases.append(Case(f"{name}-Conv2d-bn-{graph}", fires, build, EXTENDED, graph, **kw))
 
     # Controls upstream's test lacks: where the pass must not fire, output still equals eager.
-    add("Control-passoff", 0, _conv_bn, pass_enabled=False,
-        about="flag off: the pass must not fire")
-    add("Control-trainbn", 0, _conv_bn, train=True,
-        about="BatchNorm in training mode: the pass must not fire")
-    add("Control-convmultiuser", 0, functools.partial(_conv_bn, "conv-multiuser"),
-        about="the conv output has a second user: the pass must not fire")
+    add(
+        "Control-passoff", 0, _conv_bn, pass_enabled=False, about="flag off: the pass must not fire"
+    )
+    add(
+        "Control-trainbn",
+        0,
+        _conv_bn,
+        train=True,
+        about="BatchNorm in training mode: the pass must not fire",
+    )
+    add(
+        "Control-convmultiuser",
+        0,
+        functools.partial(_conv_bn, "conv-multiuser"),
+        about="the conv output has a second user: the pass must not fire",
+    )
     # Conv configurations beyond upstream's kernel 3, stride 2, NCHW float32.
     add("Config-groups", 1, functools.partial(_conv_bn, groups=4))
     add("Config-dilation", 1, functools.partial(_conv_bn, dilation=2))
@@ -226,13 +236,25 @@ def _extended_cases() -> tuple[Case, ...]:
     add("Config-float64", 1, _conv_bn, dtype="float64", devices=("cpu",))
     add("Config-float16", 1, _conv_bn, dtype="float16", devices=("cuda",))
     # Bugs users reported against the pass.
-    add("Bug169011-bn3args", 1, functools.partial(_conv_bn, "bn-3args"), graphs=("module",),
-        links=("https://github.com/pytorch/pytorch/issues/169011",
-               "https://github.com/pytorch/pytorch/pull/169126"),
-        about="F.batch_norm(x, mean, var) with default arguments")
-    add("Bug196165-convkwargs", 1, functools.partial(_conv_bn, "conv-kwargs"),
-        graphs=("module",), links=("https://github.com/pytorch/pytorch/issues/196165",),
-        about="F.conv2d with bias, stride and padding passed by keyword")
+    add(
+        "Bug169011-bn3args",
+        1,
+        functools.partial(_conv_bn, "bn-3args"),
+        graphs=("module",),
+        links=(
+            "https://github.com/pytorch/pytorch/issues/169011",
+            "https://github.com/pytorch/pytorch/pull/169126",
+        ),
+        about="F.batch_norm(x, mean, var) with default arguments",
+    )
+    add(
+        "Bug196165-convkwargs",
+        1,
+        functools.partial(_conv_bn, "conv-kwargs"),
+        graphs=("module",),
+        links=("https://github.com/pytorch/pytorch/issues/196165",),
+        about="F.conv2d with bias, stride and padding passed by keyword",
+    )
     return tuple(cases)
 
 
@@ -322,8 +344,10 @@ def _compare(actual, expected, tol: Tolerance, reference=None) -> tuple[bool, fl
 
     if actual.shape != expected.shape:
         # Compiled code that returns another shape computed something else entirely.
-        return False, None, (
-            f"compiled output has shape {tuple(actual.shape)}, eager {tuple(expected.shape)}"
+        return (
+            False,
+            None,
+            (f"compiled output has shape {tuple(actual.shape)}, eager {tuple(expected.shape)}"),
         )
     err = _max_abs_error(actual, expected)
     if reference is not None:
@@ -331,9 +355,13 @@ def _compare(actual, expected, tol: Tolerance, reference=None) -> tuple[bool, fl
         eager_err = _max_abs_error(expected, reference)
         if compiled_err <= 2 * eager_err + 1e-4:
             return True, err, ""
-        return False, err, (
-            f"compiled is {compiled_err:.3g} from the float64 reference, eager {eager_err:.3g} "
-            "(allowed: 2x eager + 1e-4)"
+        return (
+            False,
+            err,
+            (
+                f"compiled is {compiled_err:.3g} from the float64 reference, eager {eager_err:.3g} "
+                "(allowed: 2x eager + 1e-4)"
+            ),
         )
     try:
         torch.testing.assert_close(actual, expected, rtol=tol.rtol, atol=tol.atol)
@@ -434,7 +462,10 @@ def run_case(case: Case, device: str = "cpu", *, tf32: bool = False, seed: int =
         inductor.reset_compiler()
     # Addresses (at 0x7f...) would make every copy of one warning unique.
     result.warnings = sorted(
-        {re.sub(r" at 0x[0-9a-f]+", "", f"{w.category.__name__}: {w.message}")[:300] for w in caught}
+        {
+            re.sub(r" at 0x[0-9a-f]+", "", f"{w.category.__name__}: {w.message}")[:300]
+            for w in caught
+        }
     )
     result.seconds = round(time.perf_counter() - started, 3)
     return result

@@ -27,7 +27,9 @@ def gpu_skip_reason() -> str:
 
     if torch.version.cuda is None:
         return f"needs a CUDA build of torch; installed {torch.__version__} is CPU-only"
-    return f"needs a CUDA GPU; none visible to torch {torch.__version__} (CUDA {torch.version.cuda})"
+    return (
+        f"needs a CUDA GPU; none visible to torch {torch.__version__} (CUDA {torch.version.cuda})"
+    )
 
 
 def tf32_supported() -> bool:

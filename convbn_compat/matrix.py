@@ -14,14 +14,14 @@ from .outcomes import Outcome
 from .releases import ConfigError
 from .results import SCHEMA, SCHEMA_VERSION
 
-__all__ = ["Run", "load_run", "markdown_table"]
+__all__ = ["SYMBOL", "Run", "load_run", "markdown_table"]
 
 SYMBOL = {
     Outcome.FUSED.value: "✓",
     Outcome.NOT_FUSED.value: "○",
     Outcome.WRONG_RESULT.value: "✗",
     Outcome.ERROR.value: "E",
-    Outcome.UNSUPPORTED.value: "–",
+    Outcome.UNSUPPORTED.value: "u",
     None: " ",
 }
 

@@ -17,7 +17,7 @@ import filelock
 from packaging.version import Version
 
 from .cases import CASES
-from .matrix import Run, load_run
+from .matrix import SYMBOL, Run, load_run
 from .outcomes import Outcome
 from .releases import RELEASES, ConfigError
 from .results import atomic_write_json
@@ -114,10 +114,20 @@ def build_matrix(paths: list[Path]) -> Matrix:
                     f"{run.path} and {column['source']} both give column {key} but test "
                     f"torch {env['torch']} and {column['torch']}; report them separately"
                 )
-            cell = {k: case.get(k) for k in (
-                "outcome", "expected_outcome", "expectation_reason", "fire_count",
-                "expected_count", "graph_rewrites", "max_abs_error", "message", "status",
-            )}
+            cell = {
+                k: case.get(k)
+                for k in (
+                    "outcome",
+                    "expected_outcome",
+                    "expectation_reason",
+                    "fire_count",
+                    "expected_count",
+                    "graph_rewrites",
+                    "max_abs_error",
+                    "message",
+                    "status",
+                )
+            }
             matrix.cells.setdefault(case["id"], {})[key] = cell
         if not run.data["complete"]:
             matrix.incomplete.append(str(run.path))
@@ -176,15 +186,17 @@ def compare(current: Matrix, baseline: Matrix) -> list[dict]:
                 klass = "fixed"
             else:
                 klass = "changed outcome"
-            rows.append({
-                "case": case_id,
-                "column": key,
-                "class": klass,
-                "before": then and then["outcome"],
-                "after": now and now["outcome"],
-                "count_changed": bool(now and then and now["fire_count"] != then["fire_count"]),
-                "message_changed": bool(now and then and now["message"] != then["message"]),
-            })
+            rows.append(
+                {
+                    "case": case_id,
+                    "column": key,
+                    "class": klass,
+                    "before": then and then["outcome"],
+                    "after": now and now["outcome"],
+                    "count_changed": bool(now and then and now["fire_count"] != then["fire_count"]),
+                    "message_changed": bool(now and then and now["message"] != then["message"]),
+                }
+            )
     rows.sort(key=lambda r: CLASSES.index(r["class"]))
     return rows
 
@@ -212,20 +224,23 @@ def first_changes(matrix: Matrix) -> dict[str, list[str]]:
     return changes
 
 
-SYMBOL = {"fused": "✓", "not-fused": "○", "wrong-result": "✗", "error": "E", "unsupported": "–"}
-
-
 def render_markdown(matrix: Matrix, diff: list[dict] | None) -> str:
     lines = ["# convbn-compat matrix", ""]
     if diff is not None:
         counts = {k: sum(1 for r in diff if r["class"] == k) for k in CLASSES}
-        lines += ["## Against the baseline", "", "| " + " | ".join(CLASSES) + " |",
-                  "|---" * len(CLASSES) + "|",
-                  "| " + " | ".join(str(counts[k]) for k in CLASSES) + " |", ""]
+        lines += [
+            "## Against the baseline",
+            "",
+            "| " + " | ".join(CLASSES) + " |",
+            "|---" * len(CLASSES) + "|",
+            "| " + " | ".join(str(counts[k]) for k in CLASSES) + " |",
+            "",
+        ]
         failures = [r for r in diff if r["class"] == "new failure"]
         for r in failures:
-            lines.append(f"- **new failure** `{r['case']}` in {r['column']}: "
-                         f"{r['before']} -> {r['after']}")
+            lines.append(
+                f"- **new failure** `{r['case']}` in {r['column']}: {r['before']} -> {r['after']}"
+            )
         if failures:
             lines.append("")
     if matrix.incomplete or matrix.missing:
@@ -235,30 +250,41 @@ def render_markdown(matrix: Matrix, diff: list[dict] | None) -> str:
         if len(matrix.missing) > 50:
             lines.append(f"- ... and {len(matrix.missing) - 50} more missing cells")
         lines.append("")
-    lines += ["## Outcomes per column", "",
-              "| column | torch | " + " | ".join(o.value for o in Outcome) + " | complete |",
-              "|---" * (len(Outcome) + 3) + "|"]
+    lines += [
+        "## Outcomes per column",
+        "",
+        "| column | torch | " + " | ".join(o.value for o in Outcome) + " | complete |",
+        "|---" * (len(Outcome) + 3) + "|",
+    ]
     for column in matrix.columns:
-        outcomes = [row[column["key"]]["outcome"] for row in matrix.cells.values()
-                    if column["key"] in row]
-        lines.append(f"| {column['key']} | {column['torch']} | "
-                     + " | ".join(str(outcomes.count(o.value)) for o in Outcome)
-                     + f" | {'yes' if column['complete'] else '**no**'} |")
+        outcomes = [
+            row[column["key"]]["outcome"] for row in matrix.cells.values() if column["key"] in row
+        ]
+        lines.append(
+            f"| {column['key']} | {column['torch']} | "
+            + " | ".join(str(outcomes.count(o.value)) for o in Outcome)
+            + f" | {'yes' if column['complete'] else '**no**'} |"
+        )
     changes = first_changes(matrix)
     not_all_fused = [
-        cid for cid, row in matrix.cells.items()
+        cid
+        for cid, row in matrix.cells.items()
         if any(c["outcome"] != "fused" for c in row.values())
     ]
-    lines += ["", "## Cases that are not fused somewhere", "",
-              "| case | first change | " + " | ".join(c["key"] for c in matrix.columns) + " |",
-              "|---" * (len(matrix.columns) + 2) + "|"]
+    lines += [
+        "",
+        "## Cases that are not fused somewhere",
+        "",
+        "| case | first change | " + " | ".join(c["key"] for c in matrix.columns) + " |",
+        "|---" * (len(matrix.columns) + 2) + "|",
+    ]
     for cid in not_all_fused:
         row = matrix.cells[cid]
-        cells = [SYMBOL.get((row.get(c["key"]) or {}).get("outcome"), " ")
-                 for c in matrix.columns]
-        lines.append(f"| `{cid}` | {'; '.join(changes.get(cid, [])) or '-'} | "
-                     + " | ".join(cells) + " |")
-    lines += ["", "✓ fused, ○ not-fused, ✗ wrong-result, E error, – unsupported.", ""]
+        cells = [SYMBOL.get((row.get(c["key"]) or {}).get("outcome"), " ") for c in matrix.columns]
+        lines.append(
+            f"| `{cid}` | {'; '.join(changes.get(cid, [])) or '-'} | " + " | ".join(cells) + " |"
+        )
+    lines += ["", "✓ fused, ○ not-fused, ✗ wrong-result, E error, u unsupported.", ""]
     return "\n".join(lines)
 
 
@@ -293,7 +319,7 @@ def render_html(matrix: Matrix, diff: list[dict] | None) -> str:
     changes = first_changes(matrix)
     head = "".join(
         f'<th title="{esc(c["torch"])} · {esc(c["source"])}">{esc(c["key"])}'
-        f'{"" if c["complete"] else " (incomplete)"}</th>'
+        f"{'' if c['complete'] else ' (incomplete)'}</th>"
         for c in matrix.columns
     )
     body = []
@@ -316,23 +342,27 @@ def render_html(matrix: Matrix, diff: list[dict] | None) -> str:
                 classes.append("new-failure")
             if d and d["count_changed"]:
                 classes.append("count-changed")
-            tip = [f"{cid} @ {column['key']} (torch {column['torch']})",
-                   f"outcome: {cell['outcome']} (expected {cell['expected_outcome']})",
-                   f"fires: {cell['fire_count']}/{cell['expected_count']}, "
-                   f"in graph: {cell['graph_rewrites']}, max abs error: {cell['max_abs_error']}"]
+            tip = [
+                f"{cid} @ {column['key']} (torch {column['torch']})",
+                f"outcome: {cell['outcome']} (expected {cell['expected_outcome']})",
+                f"fires: {cell['fire_count']}/{cell['expected_count']}, "
+                f"in graph: {cell['graph_rewrites']}, max abs error: {cell['max_abs_error']}",
+            ]
             if cell.get("message"):
                 tip.append(f"message: {cell['message']}")
             if cell.get("expectation_reason") and cell["expected_outcome"] != "fused":
                 tip.append(f"reason: {cell['expectation_reason']}")
             if d and d["class"] != "unchanged":
                 tip.append(f"vs baseline: {d['class']} ({d['before']} -> {d['after']})")
-            tds.append(f'<td class="{" ".join(classes)}" title="{esc(chr(10).join(tip))}">'
-                       f'{esc(SYMBOL.get(cell["outcome"], ""))}</td>')
+            tds.append(
+                f'<td class="{" ".join(classes)}" title="{esc(chr(10).join(tip))}">'
+                f"{esc(SYMBOL.get(cell['outcome'], ''))}</td>"
+            )
         first = "; ".join(changes.get(cid, []))
         body.append(
             f'<tr data-case="{esc(cid)}" data-outcomes="{esc(" ".join(sorted(outcomes)))}" '
             f'data-changes="{1 if first else 0}"><td class="case" title="{esc(first)}">'
-            f'{esc(cid)}</td>{"".join(tds)}</tr>'
+            f"{esc(cid)}</td>{''.join(tds)}</tr>"
         )
     summary = ""
     if diff is not None:
@@ -340,8 +370,9 @@ def render_html(matrix: Matrix, diff: list[dict] | None) -> str:
         summary = f"<p><b>Against the baseline</b> — {esc(counts)}</p>"
     if matrix.incomplete:
         summary += "<p><b>Incomplete runs:</b> " + esc(", ".join(matrix.incomplete)) + "</p>"
-    legend = "".join(f'<span class="{o}">{esc(s)} {esc(o)}</span>' for o, s in SYMBOL.items())
-    options = "".join(f'<option value="{o}">{o}</option>' for o in SYMBOL)
+    outcomes = [o for o in SYMBOL if o]
+    legend = "".join(f'<span class="{o}">{esc(SYMBOL[o])} {esc(o)}</span>' for o in outcomes)
+    options = "".join(f'<option value="{o}">{o}</option>' for o in outcomes)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>convbn-compat matrix</title><style>{_CSS}</style></head><body>
 <h1>convbn-compat matrix</h1>{summary}
@@ -367,13 +398,17 @@ def main_report(
         if diff is not None:
             data["baseline"] = {"source": str(baseline), "cells": diff}
         atomic_write_json(outdir / "matrix.json", data)
-        for name, text in (("matrix.md", render_markdown(matrix, diff)),
-                           ("matrix.html", render_html(matrix, diff))):
+        for name, text in (
+            ("matrix.md", render_markdown(matrix, diff)),
+            ("matrix.html", render_html(matrix, diff)),
+        ):
             tmp = outdir / f".{name}.tmp"
             tmp.write_text(text, encoding="utf-8")
             tmp.replace(outdir / name)
-    print(f"wrote {outdir / 'matrix.md'}, matrix.json, matrix.html "
-          f"({len(matrix.columns)} columns, {len(matrix.cells)} cases)")
+    print(
+        f"wrote {outdir / 'matrix.md'}, matrix.json, matrix.html "
+        f"({len(matrix.columns)} columns, {len(matrix.cells)} cases)"
+    )
     if matrix.incomplete:
         print(f"incomplete runs: {', '.join(matrix.incomplete)}")
     if diff is not None:

@@ -54,7 +54,8 @@ def run_case(build, *, device, expected_fires, graph, syncbn, pass_enabled, trai
 
     def close(actual, expected, x):
         if actual.shape != expected.shape:
-            return "shapes differ: compiled %s, eager %s" % (tuple(actual.shape), tuple(expected.shape))
+            shapes = (tuple(actual.shape), tuple(expected.shape))
+            return "shapes differ: compiled %s, eager %s" % shapes
         if low:  # no more than 2x eager's distance from a float64 reference, + 1e-4
             with torch.no_grad():
                 ref = copy.deepcopy(eager).double()(x.double())
@@ -90,7 +91,8 @@ def run_case(build, *, device, expected_fires, graph, syncbn, pass_enabled, trai
                 problem = close(compiled(inp2), eager(inp2), inp2)
             fires = counters["inductor"]["efficient_conv_bn_eval"] - before
     except Exception as exc:
-        return "error", "%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return "error", "%s: %s" % (type(exc).__name__, first)
     if problem:
         return "wrong-result", problem
     if fires != expected_fires:
@@ -103,9 +105,11 @@ def _builder_source(case: Case) -> tuple[str, str]:
     """Source of the functions that build the case, and the expression that calls them."""
     build = case.build
     func, args, kwargs = build.func, build.args, build.keywords
-    needed = [cases._upstream_model] if func is cases._upstream_model else [
-        cases._randomize_bn, cases._conv_bn
-    ]
+    needed = (
+        [cases._upstream_model]
+        if func is cases._upstream_model
+        else [cases._randomize_bn, cases._conv_bn]
+    )
     src = "\n\n".join(textwrap.dedent(inspect.getsource(f)) for f in needed)
     if func is cases._upstream_model:
         src = f"_SPATIAL_DIMS = {cases._SPATIAL_DIMS!r}\n\n\n" + src
@@ -120,31 +124,40 @@ def install_commands(release: Release, flavour: str) -> list[str]:
     pin = release.requirement()
     extra = " --pre" if release.is_nightly else ""
     helpers = [
-        line.strip() for line in release.constraints.read_text().splitlines()
+        line.strip()
+        for line in release.constraints.read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     return [
         f"python{release.python} -m venv {venv} && . {venv}/bin/activate",
         f"pip install{extra} {shlex.quote(pin)} --index-url {index}"
-        + "   # or from PyPI: pip install " + shlex.quote(pin),
+        + "   # or from PyPI: pip install "
+        + shlex.quote(pin),
         " ".join(["pip install numpy setuptools", *(shlex.quote(h) for h in helpers)]),
     ]
 
 
-def repro_script(case_id: str, device: str = "cpu", release: str | None = None,
-                 tf32: bool = False) -> str:
+def repro_script(
+    case_id: str, device: str = "cpu", release: str | None = None, tf32: bool = False
+) -> str:
     case = get_case(case_id)
     if device not in case.devices:
         raise ConfigError(f"{case_id} runs on {', '.join(case.devices)}, not {device}")
     flavour = "cuda" if device == "cuda" else "cpu"
-    rel = get_release(release) if release else get_release(
-        [k for k in RELEASES if k != NIGHTLY][-1]
+    rel = (
+        get_release(release) if release else get_release([k for k in RELEASES if k != NIGHTLY][-1])
     )
     src, call = _builder_source(case)
     params = dict(
-        device=device, expected_fires=case.expected_fires, graph=case.graph,
-        syncbn=case.syncbn, pass_enabled=case.pass_enabled, train=case.train,
-        dtype=case.dtype, channels_last=case.channels_last, tf32=tf32,
+        device=device,
+        expected_fires=case.expected_fires,
+        graph=case.graph,
+        syncbn=case.syncbn,
+        pass_enabled=case.pass_enabled,
+        train=case.train,
+        dtype=case.dtype,
+        channels_last=case.channels_last,
+        tf32=tf32,
     )
     header = [
         f"# Reproducer: {case.id} on {device}{' with TF32' if tf32 else ''} "
@@ -158,7 +171,7 @@ def repro_script(case_id: str, device: str = "cpu", release: str | None = None,
     header.append(f"# Environment for torch {rel.torch or 'nightly'} ({flavour} wheel):")
     header += [f"#   {c}" for c in install_commands(rel, flavour)]
     header += [f"#   python {Path(case.id + '.py')}", ""]
-    body = f'''import copy
+    body = f"""import copy
 
 import torch
 import torch.nn.functional as F  # noqa: F401  (used by some models)
@@ -174,7 +187,7 @@ if __name__ == "__main__":
     outcome, detail = run_case(lambda: {call}, **{params!r})
     print("torch", torch.__version__)
     print("OUTCOME:", outcome, "-", detail)
-'''
+"""
     return "\n".join(header) + "\n" + body
 
 
@@ -235,8 +248,11 @@ def bisect(case_id: str, good: str, bad: str, device: str = "cpu", root: Path = 
         else:
             hi = mid
     first = keys[hi]
-    print(f"first release whose outcome differs: {first} ({outcome(first)}; "
-          f"{keys[lo]} gives {start})")
-    print(f"reproduce: python -m convbn_compat repro {case_id} --device {device} "
-          f"--release {first} -o {case_id}.py")
+    print(
+        f"first release whose outcome differs: {first} ({outcome(first)}; {keys[lo]} gives {start})"
+    )
+    print(
+        f"reproduce: python -m convbn_compat repro {case_id} --device {device} "
+        f"--release {first} -o {case_id}.py"
+    )
     return 0

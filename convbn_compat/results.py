@@ -45,9 +45,7 @@ def environment_info() -> dict:
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             major, minor = torch.cuda.get_device_capability(i)
-            gpus.append(
-                {"name": torch.cuda.get_device_name(i), "capability": f"{major}.{minor}"}
-            )
+            gpus.append({"name": torch.cuda.get_device_name(i), "capability": f"{major}.{minor}"})
     return {
         "torch": torch.__version__,
         "torch_git": getattr(torch.version, "git_version", None),

@@ -15,7 +15,6 @@ torch = pytest.importorskip("torch")
 from convbn_compat import devices  # noqa: E402
 from convbn_compat.cases import CASES, run_case  # noqa: E402
 from convbn_compat.outcomes import Outcome  # noqa: E402
-
 from convbn_compat.results import RECORD_KEY  # noqa: E402
 
 RUNS = (("cpu", False), ("cuda", False), ("cuda", True))

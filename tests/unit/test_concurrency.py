@@ -9,8 +9,13 @@ from convbn_compat.results import SCHEMA, SCHEMA_VERSION, atomic_write_json
 
 
 def _writer(path, rounds):
-    data = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "complete": False,
-            "environment": {"torch": "2.4.1"}, "cases": []}
+    data = {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "complete": False,
+        "environment": {"torch": "2.4.1"},
+        "cases": [],
+    }
     for i in range(rounds):
         # Grow the file case by case, as a session does, with a large payload so a
         # non-atomic write would be caught half-way.
@@ -21,8 +26,16 @@ def _writer(path, rounds):
 
 def test_reader_never_sees_a_torn_results_file(tmp_path):
     path = tmp_path / "tests-2.4-cpu.json"
-    atomic_write_json(path, {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
-                             "complete": False, "environment": {}, "cases": []})
+    atomic_write_json(
+        path,
+        {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "complete": False,
+            "environment": {},
+            "cases": [],
+        },
+    )
     writers = [multiprocessing.Process(target=_writer, args=(path, 150)) for _ in range(2)]
     for w in writers:
         w.start()
@@ -37,5 +50,6 @@ def test_reader_never_sees_a_torn_results_file(tmp_path):
     assert all(w.exitcode == 0 for w in writers)
     assert reads > 10
     final = json.loads(path.read_text())
-    assert final["complete"] is True and len(final["cases"]) == 150
+    assert final["complete"] is True
+    assert len(final["cases"]) == 150
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp files left"

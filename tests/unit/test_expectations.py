@@ -41,10 +41,16 @@ def test_lookup_by_release_pattern_and_device(tmp_path):
     hit = table.lookup("ConvOp-bias-Conv2d-bn-decomposed", "cpu", "2.2.2+cu121")
     assert hit.outcome is Outcome.NOT_FUSED
     assert hit.reason == "no aten patterns"
-    assert table.lookup("ConvOp-bias-Conv2d-bn-decomposed", "cpu", "2.4.1+cpu").outcome is Outcome.FUSED
+    assert (
+        table.lookup("ConvOp-bias-Conv2d-bn-decomposed", "cpu", "2.4.1+cpu").outcome
+        is Outcome.FUSED
+    )
     assert table.lookup("ConvOp-bias-Conv2d-bn-module", "cpu", "2.2.2").outcome is Outcome.FUSED
     # A nightly counts as its release.
-    assert table.lookup("ConvOp-bias-Conv2d-bn-decomposed", "cuda", "2.3.0.dev20240301").outcome is Outcome.NOT_FUSED
+    assert (
+        table.lookup("ConvOp-bias-Conv2d-bn-decomposed", "cuda", "2.3.0.dev20240301").outcome
+        is Outcome.NOT_FUSED
+    )
 
 
 def test_overlapping_rows_are_an_error(tmp_path):

@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def _sessions(*select):
     out = subprocess.run(
         [sys.executable, "-m", "nox", "-l", "--json", *select],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return {s["session"]: s for s in json.loads(out)}
 
@@ -21,7 +24,8 @@ def _sessions(*select):
 def test_sessions_match_release_table():
     expected = {r.session(f) for r in RELEASES.values() for f in FLAVOURS}
     assert set(_sessions("-t", "matrix")) == expected
-    assert "tests-2.4-cuda" in expected and "tests-nightly-cpu" in expected
+    assert "tests-2.4-cuda" in expected
+    assert "tests-nightly-cpu" in expected
     assert set(_sessions("-s", "tests-installed", "unit")) == {"tests-installed", "unit"}
 
 

@@ -19,7 +19,7 @@ def test_table_covers_every_release_with_the_pass():
     assert keys[0] == OLDEST == "2.2"  # the pass shipped in 2.2 (pytorch#108757)
     minors = [int(k.split(".")[1]) for k in keys]
     assert minors == list(range(2, minors[-1] + 1)), "no release may be skipped"
-    assert NEWEST == keys[-1]
+    assert keys[-1] == NEWEST
     assert list(RELEASES)[-1] == NIGHTLY
 
 
@@ -50,7 +50,12 @@ def test_every_constraints_file_belongs_to_a_row():
         ("2.15", "cuda", {}, "https://download.pytorch.org/whl/cu132"),
         ("nightly", "cpu", {}, "https://download.pytorch.org/whl/nightly/cpu"),
         ("2.4", "cuda", {"CONVBN_TORCH_INDEX": "default"}, None),
-        ("2.4", "cpu", {"CONVBN_TORCH_INDEX": "https://mirror.example/whl/"}, "https://mirror.example/whl"),
+        (
+            "2.4",
+            "cpu",
+            {"CONVBN_TORCH_INDEX": "https://mirror.example/whl/"},
+            "https://mirror.example/whl",
+        ),
         ("2.4", "cpu", {"CONVBN_TORCH_INDEX": "file:///srv/wheels"}, "file:///srv/wheels"),
     ],
 )

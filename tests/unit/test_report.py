@@ -17,19 +17,35 @@ def results_file(folder, release, torch, outcomes=None, complete=True, message="
     outcomes = outcomes or {}
     cases = [
         {
-            "id": c.id, "subset": c.subset, "device": "cpu", "tf32": False,
-            "outcome": outcomes.get(c.id, "fused"), "expected_outcome": "fused",
-            "expectation_reason": "", "fire_count": c.expected_fires,
-            "expected_count": c.expected_fires, "graph_rewrites": c.expected_fires,
-            "max_abs_error": 1e-7, "seconds": 0.1, "message": message, "status": "passed",
+            "id": c.id,
+            "subset": c.subset,
+            "device": "cpu",
+            "tf32": False,
+            "outcome": outcomes.get(c.id, "fused"),
+            "expected_outcome": "fused",
+            "expectation_reason": "",
+            "fire_count": c.expected_fires,
+            "expected_count": c.expected_fires,
+            "graph_rewrites": c.expected_fires,
+            "max_abs_error": 1e-7,
+            "seconds": 0.1,
+            "message": message,
+            "status": "passed",
         }
         for c in UPSTREAM_CASES
     ]
     data = {
-        "schema": "convbn-compat/results", "schema_version": 1,
-        "session": f"tests-{release}-cpu", "release": release, "flavour": "cpu",
-        "install": None, "started": "x", "finished": "y", "complete": complete,
-        "environment": {"torch": torch}, "cases": cases,
+        "schema": "convbn-compat/results",
+        "schema_version": 1,
+        "session": f"tests-{release}-cpu",
+        "release": release,
+        "flavour": "cpu",
+        "install": None,
+        "started": "x",
+        "finished": "y",
+        "complete": complete,
+        "environment": {"torch": torch},
+        "cases": cases,
     }
     path = folder / f"tests-{release}-cpu.json"
     path.write_text(json.dumps(data))
@@ -62,8 +78,19 @@ def test_report_writes_three_files_and_unchanged_baseline_exits_zero(results, tm
     out = tmp_path / "report"
     assert main(["report", str(results), "-o", str(out)]) == 0
     assert {p.name for p in out.iterdir()} >= {"matrix.md", "matrix.json", "matrix.html"}
-    assert main(["report", str(results), "-o", str(tmp_path / "r2"),
-                 "--baseline", str(out / "matrix.json")]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(results),
+                "-o",
+                str(tmp_path / "r2"),
+                "--baseline",
+                str(out / "matrix.json"),
+            ]
+        )
+        == 0
+    )
     data = json.loads((tmp_path / "r2" / "matrix.json").read_text())
     assert {c["class"] for c in data["baseline"]["cells"]} == {"unchanged"}
 
@@ -109,7 +136,9 @@ def test_incomplete_run_is_reported_as_incomplete_with_missing_cells(tmp_path):
 
 
 def test_html_escapes_text_taken_from_results(tmp_path):
-    results_file(tmp_path, "2.4", "2.4.1", {DECOMPOSED: "error"}, message="<script>alert(1)</script>")
+    results_file(
+        tmp_path, "2.4", "2.4.1", {DECOMPOSED: "error"}, message="<script>alert(1)</script>"
+    )
     out = tmp_path / "r"
     main(["report", str(tmp_path), "-o", str(out)])
     page = (out / "matrix.html").read_text()
@@ -130,5 +159,6 @@ def test_malformed_results_name_the_file(tmp_path, capsys, content, message):
     bad.write_text(content)
     assert main(["report", str(bad), "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert message in err and str(bad) in err
+    assert message in err
+    assert str(bad) in err
     assert not (tmp_path / "r").exists()  # nothing written

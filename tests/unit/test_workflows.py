@@ -23,7 +23,11 @@ def test_workflow_matrix_equals_release_table(tmp_path):
     script = next(s["run"] for s in steps if s.get("id") == "list")
     output = tmp_path / "github_output"
     bindir = Path(sys.executable).parent
-    env = {**os.environ, "GITHUB_OUTPUT": str(output), "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "GITHUB_OUTPUT": str(output),
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+    }
     subprocess.run(["bash", "-e", "-c", script], cwd=ROOT, env=env, check=True)
     lists = dict(line.split("=", 1) for line in output.read_text().splitlines())
     for flavour in FLAVOURS:
@@ -36,7 +40,10 @@ def test_jobs_take_their_matrix_from_that_step_and_never_fail_fast():
     for flavour in FLAVOURS:
         strategy = jobs[flavour]["strategy"]
         assert strategy["fail-fast"] is False
-        assert strategy["matrix"]["session"] == f"${{{{ fromJSON(needs.sessions.outputs.{flavour}) }}}}"
+        assert (
+            strategy["matrix"]["session"]
+            == f"${{{{ fromJSON(needs.sessions.outputs.{flavour}) }}}}"
+        )
     assert jobs["cuda"]["env"]["CONVBN_REQUIRE_GPU"] == "1"
     assert "nightly" in jobs["cpu"]["continue-on-error"]
     assert jobs["report"]["if"] == "always()"
