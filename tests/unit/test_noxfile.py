@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from convbn_compat.releases import FLAVOURS, RELEASES
+
+pytest.importorskip("nox", reason="needs nox: pip install -e '.[dev]'")
 
 ROOT = Path(__file__).resolve().parents[2]
 

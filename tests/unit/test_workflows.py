@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+import pytest
 
 from convbn_compat.releases import FLAVOURS, RELEASES
+
+yaml = pytest.importorskip("yaml", reason="needs pyyaml: pip install -e '.[dev]'")
+pytest.importorskip("nox", reason="needs nox: pip install -e '.[dev]'")
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "matrix.yml"
