@@ -113,6 +113,12 @@ def _run_matrix(session: nox.Session, release: Release, flavour: str) -> None:
         index = torch_index(release, flavour)
     except ConfigError as exc:
         session.error(str(exc))
+    if release.is_nightly and index is None:
+        session.error(
+            "nightly wheels exist only on the PyTorch nightly index; with "
+            "CONVBN_TORCH_INDEX=default this session would test the newest stable release "
+            "instead. Unset CONVBN_TORCH_INDEX, or point it at an index that has nightlies"
+        )
     if not release.constraints.is_file():
         session.error(f"missing constraints file {release.constraints} for release {release.key}")
     constraints = ["-c", str(release.constraints.relative_to(ROOT))]

@@ -78,7 +78,7 @@ RELEASES: dict[str, Release] = {
         Release("2.13", "2.13.0", "3.11", "cu130"),
         Release("2.14", "2.14.1", "3.11", "cu130"),
         Release("2.15", "2.15.0", "3.11", "cu132"),
-        Release(NIGHTLY, "", "3.12", "cu132"),
+        Release(NIGHTLY, "", "3.11", "cu132"),
     )
 }
 
