@@ -40,16 +40,20 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(args: argparse.Namespace) -> int:
-    from .matrix import table_document
-
-    text = table_document(args.results, device=args.device)
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-        print(f"wrote {args.output}")
+def _emit(text: str, output: Path | None, hint: str = "") -> int:
+    """Write ``text`` to ``output`` if given, else to stdout."""
+    if output:
+        output.write_text(text, encoding="utf-8")
+        print(f"wrote {output}{hint}")
     else:
         print(text, end="")
     return 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    from .matrix import table_document
+
+    return _emit(table_document(args.results, device=args.device), args.output)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -76,12 +80,7 @@ def _repro(args: argparse.Namespace) -> int:
     from .repro import repro_script
 
     text = repro_script(args.case, args.device, args.release, tf32=args.tf32)
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-        print(f"wrote {args.output}; run it with the Python of a torch environment")
-    else:
-        print(text, end="")
-    return 0
+    return _emit(text, args.output, "; run it with the Python of a torch environment")
 
 
 def _bisect(args: argparse.Namespace) -> int:

@@ -59,7 +59,7 @@ class FireCount:
 
 
 def _counter_value() -> int:
-    # Read through the module every time: on the first compile of a process, 2.2-2.3's
+    # Read through the module every time: on the first compile of a process, 2.2-2.8's
     # ``init_once_fakemode`` replaces ``counters["inductor"]`` with a restored copy, so a
     # reference to the old group would miss every count made after it.
     from torch._dynamo.utils import counters

@@ -11,7 +11,9 @@ from pathlib import Path
 
 __all__ = [
     "FLAVOURS",
+    "NEWEST",
     "NIGHTLY",
+    "OLDEST",
     "RELEASES",
     "ConfigError",
     "Release",
