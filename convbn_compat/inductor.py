@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import types
 from collections.abc import Iterator
 
 from .outcomes import Unsupported
@@ -79,26 +80,79 @@ def _count_replacements(graph) -> int:
     )
 
 
+def _custom_pass_base() -> type:
+    try:  # 2.6 and later: a pass with a uuid() can take part in the FX graph cache key
+        from torch._inductor.custom_graph_pass import CustomGraphPass
+    except ImportError:
+        return object
+    return CustomGraphPass
+
+
+class _Observer:
+    """Counts replacement calls in each pre-grad graph; changes nothing.
+
+    Inductor puts its config, this pass included, into the FX graph cache key: 2.12 and
+    later by ``uuid()``, earlier releases by pickling the config. A local function
+    pickles to nothing, so the cache was bypassed; this object has a fixed uuid and
+    pickles to the same bytes every time, so warm runs reuse compiled code. It runs
+    before any cache lookup (the shim pins ``pre_grad_pass_timing="early"``), so a cache
+    hit cannot hide what it sees.
+    """
+
+    UUID = "convbn-compat-observer-1"
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, graph) -> None:
+        self.count += _count_replacements(getattr(graph, "graph", graph))
+
+    def uuid(self) -> str:
+        return self.UUID
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.count = 0
+
+
+_OBSERVER_CLASS: type | None = None
+
+
+def _in_this_module(namespace: dict) -> None:
+    namespace["__module__"] = __name__
+
+
+def _observer() -> _Observer:
+    global _OBSERVER_CLASS
+    if _OBSERVER_CLASS is None:
+        base = _custom_pass_base()
+        bases = (_Observer,) if base is object else (_Observer, base)
+        # Same qualified name as the class pickle looks up below.
+        _OBSERVER_CLASS = types.new_class("Observer", bases, exec_body=_in_this_module)
+        globals()["Observer"] = _OBSERVER_CLASS
+    return _OBSERVER_CLASS()
+
+
 @contextlib.contextmanager
 def count_fires() -> Iterator[FireCount]:
     """Count the pass's rewrites made inside the block, by counter and in the graph."""
     config = _inductor_config()
     result = FireCount()
     before = _counter_value()
+    observer = None
     with contextlib.ExitStack() as stack:
         if hasattr(config, "pre_grad_custom_pass") and config.pre_grad_custom_pass is None:
-            result.in_graph = 0
-
-            def observe(graph) -> None:
-                result.in_graph += _count_replacements(graph)
-
-            stack.enter_context(config.patch({"pre_grad_custom_pass": observe}))
+            observer = _observer()
+            stack.enter_context(config.patch({"pre_grad_custom_pass": observer}))
         try:
             yield result
         finally:
             after = _counter_value()
             # A counter that went down was reset by someone else: its delta means nothing.
             result.counter = after - before if after >= before else -1
+            result.in_graph = None if observer is None else observer.count
 
 
 def reset_compiler() -> None:
