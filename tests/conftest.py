@@ -6,8 +6,12 @@ Each matrix test attaches its record to ``user_properties``; the controlling pro
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -20,8 +24,9 @@ RECORD_KEY = results.RECORD_KEY
 class MatrixRecorder:
     """Keeps the results file current: rewritten after every case, finished at the end."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, crash_dir: str | None = None) -> None:
         self.name = name
+        self.crash_dir = crash_dir
         self.writer: results.ResultsWriter | None = None
 
     def _writer(self) -> results.ResultsWriter:
@@ -41,12 +46,64 @@ class MatrixRecorder:
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = dict(report.user_properties).get(RECORD_KEY)
-        if record is None or report.when != "call":
+        if record is None and report.failed and report.when == "???":
+            record = self._crash_record(report)  # pytest-xdist: the worker died
+        elif record is None or report.when != "call":
             return
         record = dict(record, status="xfailed" if hasattr(report, "wasxfail") else report.outcome)
+        if record["outcome"] is None and report.failed:
+            # The test stopped before run_case classified it: pytest-timeout's per-case
+            # limit, or a failure of the harness itself. Either way the case did not
+            # finish: an error, never a pass or a fusion verdict.
+            record["outcome"] = "error"
+            record["message"] = _failure_line(report)
         self._writer().add(record)
 
+    def _crash_record(self, report: pytest.TestReport) -> dict | None:
+        """The record of a case whose interpreter died (segfault, abort, kill)."""
+        parsed = _parse_param_id(report.nodeid)
+        if parsed is None:
+            return None
+        case_id, device, tf32 = parsed
+        worker = getattr(getattr(report, "node", None), "gateway", None)
+        fatal = _fatal_error(getattr(worker, "id", None))
+        record = {
+            "id": case_id,
+            "device": device,
+            "tf32": tf32,
+            "outcome": "error",
+            "expected_outcome": None,
+            "fire_count": None,
+            "graph_rewrites": None,
+            "max_abs_error": None,
+            "seconds": None,
+            "message": "the interpreter died: "
+            + (
+                fatal
+                or "no fatal-signal report (killed by SIGKILL, e.g. the OOM killer, or exited)"
+            ),
+        }
+        try:
+            import torch
+
+            from convbn_compat import expectations as exp
+            from convbn_compat.cases import get_case
+
+            case = get_case(case_id)
+            expected = exp.load().lookup(case_id, device, torch.__version__)
+            record.update(
+                subset=case.subset,
+                expected_count=case.expected_fires,
+                expected_outcome=expected.outcome.value,
+                expectation_reason=expected.reason,
+            )
+        except Exception:  # an unknown id still gets its error recorded
+            pass
+        return record
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.crash_dir:
+            shutil.rmtree(self.crash_dir, ignore_errors=True)
         if self.writer is not None:
             interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
             self.writer.finish(complete=not interrupted, exitstatus=int(exitstatus))
@@ -62,6 +119,46 @@ class MatrixRecorder:
         terminalreporter.write_sep("-", "convbn-compat matrix")
         terminalreporter.write_line(f"torch {self.writer.data['environment']['torch']}: {summary}")
         terminalreporter.write_line(f"results: {self.writer.path}")
+
+
+CRASH_DIR_ENV = "CONVBN_CRASH_DIR"
+
+
+def _fatal_error(worker_id: str | None) -> str:
+    """The first line faulthandler wrote when worker ``worker_id`` died, if any."""
+    crash_dir = os.environ.get(CRASH_DIR_ENV)
+    if not crash_dir or not worker_id:
+        return ""
+    try:
+        text = (Path(crash_dir) / f"{worker_id}.log").read_text(errors="replace")
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        # "Fatal Python error: Segmentation fault", "... Aborted", ...
+        if line.startswith("Fatal Python error:"):
+            return line.removeprefix("Fatal Python error:").strip()
+    return ""
+
+
+def _parse_param_id(nodeid: str) -> tuple[str, str, bool] | None:
+    """(case id, device, tf32) from a matrix test's node id, as test_matrix names them."""
+    if "test_conv_bn_eval[" not in nodeid:
+        return None
+    param = nodeid.rpartition("[")[2].rstrip("]")
+    for suffix, device, tf32 in (
+        ("-cuda-tf32", "cuda", True),
+        ("-cuda", "cuda", False),
+        ("-cpu", "cpu", False),
+    ):
+        if param.endswith(suffix):
+            return param[: -len(suffix)], device, tf32
+    return None
+
+
+def _failure_line(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    return f"the case did not finish: {text.strip()}"[:2000]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -87,17 +184,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own faulthandler plugin
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):  # an xdist worker: the controller records
+        crash_dir = os.environ.get(CRASH_DIR_ENV)
+        if crash_dir:
+            # If a case kills this worker, the controller reads which signal it was here.
+            log = open(Path(crash_dir) / f"{config.workerinput['workerid']}.log", "w")  # noqa: SIM115
+            config._convbn_crash_log = log  # kept open for faulthandler until exit
+            faulthandler.enable(file=log)
         return
     try:
         import torch  # noqa: F401
     except ImportError:  # unit tests only: no matrix, no results file
         return
+    crash_dir = None
+    if getattr(config.option, "numprocesses", None):
+        # Workers inherit the environment: each writes its fatal-signal report there.
+        crash_dir = os.environ[CRASH_DIR_ENV] = tempfile.mkdtemp(prefix="convbn-crash-")
     name = results.default_run_name()
     if not config.option.xmlpath:
         config.option.xmlpath = str(results.results_dir() / f"{name}.xml")
-    config.pluginmanager.register(MatrixRecorder(name), "convbn-matrix-recorder")
+    config.pluginmanager.register(MatrixRecorder(name, crash_dir), "convbn-matrix-recorder")
 
 
 @pytest.fixture(scope="session")

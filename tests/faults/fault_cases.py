@@ -1,0 +1,37 @@
+"""Test-only pytest plugin: matrix cases that really crash, abort or hang.
+
+``pytest -p fault_cases`` (with this folder on PYTHONPATH) appends them to the case list
+before collection. The faults are real: a NULL read (SIGSEGV), ``os.abort()`` (SIGABRT)
+and a wait that never ends; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+
+from convbn_compat import cases
+
+
+def _segfault():
+    ctypes.string_at(0)  # reads address 0: the kernel sends SIGSEGV
+
+
+def _abort():
+    os.abort()
+
+
+def _hang():
+    threading.Event().wait()  # nobody ever sets it
+
+
+FAULTS = {"Fault-segfault": _segfault, "Fault-abort": _abort, "Fault-hang": _hang}
+
+
+def pytest_configure(config):
+    extra = tuple(
+        cases.Case(name, 1, build, cases.EXTENDED, devices=("cpu",))
+        for name, build in FAULTS.items()
+    )
+    cases.CASES = cases.CASES + extra

@@ -1,0 +1,139 @@
+"""Faults caused for real inside a matrix run: crashes, hangs and interrupts.
+
+Each test runs the matrix suite in a child pytest (this environment's torch), makes the
+fault happen, and reads the results file the child left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[2]
+# A quick real case: it must still run, and pass, next to the faulty ones.
+CONTROL = "Control-passoff-Conv2d-bn-module-cpu"
+
+
+def _env(results: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        CONVBN_RESULTS_DIR=str(results),
+        CONVBN_SESSION="faults",
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(Path(__file__).parent)]),
+    )
+    return env
+
+
+def _suite(results: Path, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(ROOT / "tests" / "test_matrix.py"),
+        "-p",
+        "fault_cases",
+        "--convbn-devices=cpu",
+        "-p",
+        "no:cacheprovider",
+        *args,
+    ]
+
+
+def _cases(results: Path) -> tuple[dict, dict[str, dict]]:
+    data = json.loads((results / "faults.json").read_text())
+    return data, {c["id"]: c for c in data["cases"]}
+
+
+def test_a_crashing_case_is_an_error_with_its_signal_and_the_others_still_run(tmp_path):
+    select = f"Fault-segfault or Fault-abort or {CONTROL}"
+    proc = subprocess.run(
+        _suite(tmp_path, "-k", select, "-n", "2"),
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    data, cases = _cases(tmp_path)
+    assert data["complete"] is True
+    assert cases["Fault-segfault"]["outcome"] == "error"
+    assert "Segmentation fault" in cases["Fault-segfault"]["message"]
+    assert cases["Fault-abort"]["outcome"] == "error"
+    assert "Aborted" in cases["Fault-abort"]["message"]
+    control = cases[CONTROL.removesuffix("-cpu")]
+    assert (control["outcome"], control["status"]) == ("fused", "passed")
+
+
+def test_a_hanging_case_is_stopped_by_the_timeout_and_recorded_as_error(tmp_path):
+    started = time.monotonic()
+    proc = subprocess.run(
+        _suite(tmp_path, "-k", f"Fault-hang or {CONTROL}", "-n", "0", "--timeout", "20"),
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert time.monotonic() - started < 300
+    data, cases = _cases(tmp_path)
+    assert data["complete"] is True
+    hang = cases["Fault-hang"]
+    assert hang["outcome"] == "error"
+    assert "Timeout" in hang["message"]
+    assert cases[CONTROL.removesuffix("-cpu")]["status"] == "passed"
+
+
+def _restore_default_signals():
+    # A child of a non-interactive shell starts with SIGINT ignored; undo that so the
+    # signal really interrupts it, as it would in a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_leaves_an_incomplete_results_file(sig, tmp_path):
+    # Upstream cases, one process: slow enough that the signal lands mid-suite.
+    proc = subprocess.Popen(
+        _suite(tmp_path, "-m", "upstream", "-k", "Conv1d and module", "-n", "0"),
+        env=_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_restore_default_signals,
+    )
+    results = tmp_path / "faults.json"
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            if results.exists() and len(json.loads(results.read_text())["cases"]) >= 2:
+                break
+            assert proc.poll() is None, "the suite ended before it could be interrupted"
+            time.sleep(0.2)
+        proc.send_signal(sig)
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    data, cases = _cases(tmp_path)
+    assert data["complete"] is False
+    assert 2 <= len(cases) < 8  # 8 upstream Conv1d module cases were selected
+    assert all(c["outcome"] == "fused" for c in cases.values())
+
+    out = tmp_path / "report"
+    report = subprocess.run(
+        [sys.executable, "-m", "convbn_compat", "report", str(results), "-o", str(out)],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert report.returncode == 1, report.stdout + report.stderr
+    assert "INCOMPLETE" in report.stdout
+    assert "(incomplete)" in (out / "matrix.html").read_text()
