@@ -409,8 +409,11 @@ def main_report(
         f"wrote {outdir / 'matrix.md'}, matrix.json, matrix.html "
         f"({len(matrix.columns)} columns, {len(matrix.cells)} cases)"
     )
+    status = 0
     if matrix.incomplete:
-        print(f"incomplete runs: {', '.join(matrix.incomplete)}")
+        # A run that stopped early says nothing about the cells it never reached.
+        print(f"INCOMPLETE runs (exit 1): {', '.join(matrix.incomplete)}")
+        status = 1
     if diff is not None:
         fatal = 0
         for r in (r for r in diff if r["class"] == "new failure"):
@@ -418,5 +421,5 @@ def main_report(
             fatal += not reported_only
             note = " (reported only)" if reported_only else ""
             print(f"NEW FAILURE{note} {r['case']} @ {r['column']}: {r['before']} -> {r['after']}")
-        return 1 if fatal else 0
-    return 0
+        return 1 if fatal else status
+    return status

@@ -162,3 +162,34 @@ def test_malformed_results_name_the_file(tmp_path, capsys, content, message):
     assert message in err
     assert str(bad) in err
     assert not (tmp_path / "r").exists()  # nothing written
+
+
+def test_truncated_results_file_names_the_file(tmp_path, capsys):
+    whole = results_file(tmp_path, "2.4", "2.4.1")
+    text = whole.read_text()
+    whole.write_text(text[: len(text) // 2])  # as a killed writer without atomic rename would
+    assert main(["report", str(whole), "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"results file {whole} is not valid JSON (truncated or corrupt?)" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"columns": [', "not valid JSON"),
+        ('{"schema": "convbn-compat/results", "schema_version": 99}', "schema version 99"),
+    ],
+)
+def test_bad_baseline_names_the_file_and_overwrites_nothing(
+    results, tmp_path, capsys, content, message
+):
+    out = tmp_path / "out"
+    assert main(["report", str(results), "-o", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(content)
+    assert main(["report", str(results), "-o", str(out), "--baseline", str(baseline)]) == 2
+    err = capsys.readouterr().err
+    assert str(baseline) in err
+    assert message in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
