@@ -35,12 +35,14 @@ from convbn_compat.releases import (  # noqa: E402
 
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.error_on_missing_interpreters = False
+# A release whose Python this machine lacks is skipped with nox's reason ("Python
+# interpreter 3.X not found"); under CI (the CI variable set) nox makes that an error.
 nox.options.sessions = ["unit"]
 
 MATRIX_TESTS = "tests/test_matrix.py"
 UNIT_TESTS = "tests/unit"
 REPRO_TESTS = "tests/test_repro.py"
+FAULT_TESTS = "tests/faults"
 
 
 def _register_matrix() -> None:
@@ -85,8 +87,10 @@ def ci(session: nox.Session) -> None:
     session.notify("unit")
     session.notify("lint")
     for key in (OLDEST, NEWEST):
-        # CI also checks that generated reproducers agree with the suite there.
-        session.notify(RELEASES[key].session("cpu"), posargs=[REPRO_TESTS, *session.posargs])
+        # CI also checks that generated reproducers agree with the suite there, and, on
+        # the newest, that crashes, hangs and interrupts are recorded as they should be.
+        extra = [REPRO_TESTS] + ([FAULT_TESTS] if key == NEWEST else [])
+        session.notify(RELEASES[key].session("cpu"), posargs=[*extra, *session.posargs])
 
 
 @nox.session(python="3.11", tags=["lint"])
@@ -127,8 +131,10 @@ def _run_matrix(session: nox.Session, release: Release, flavour: str) -> None:
         torch_args.append("--pre")  # nightlies are dev versions
     if index is not None:
         # Only the chosen index: torch and its CUDA companions can come from nowhere
-        # else, so a same-named package on another index cannot replace them.
+        # else, so a same-named package on another index cannot replace them. Extra
+        # indexes from the installer's config files and variables are left out too.
         torch_args += ["--index-url", index]
+        torch_args += ["--no-config"] if session.venv_backend == "uv" else ["--isolated"]
     project_args = ["-e", ".[test]", *constraints]
     record = {
         "torch_index": index or "default",
@@ -138,9 +144,6 @@ def _run_matrix(session: nox.Session, release: Release, flavour: str) -> None:
         ],
         "backend": session.venv_backend,
     }
-    # Two steps: torch from its index alone, then the harness from the default index.
-    session.install(*torch_args)
-    session.install(*project_args)
     env = {
         "CONVBN_RELEASE": release.key,
         "CONVBN_FLAVOUR": flavour,
@@ -149,10 +152,7 @@ def _run_matrix(session: nox.Session, release: Release, flavour: str) -> None:
         # and removing the environment removes its cache.
         "TORCHINDUCTOR_CACHE_DIR": str(Path(session.virtualenv.location) / "inductor-cache"),
     }
-    check = ["python", "-m", "convbn_compat", "env"]
-    if not release.is_nightly:
-        check += ["--expect-torch", release.torch]
-    session.run(*check, env=env)
+    _install(session, release, index, torch_args, project_args, record)
     devices = ["cpu"] if flavour == "cpu" else ["cpu", "cuda"]
     try:
         _pytest(session, session.name, devices, env=env)
@@ -163,6 +163,87 @@ def _run_matrix(session: nox.Session, release: Release, flavour: str) -> None:
             shutil.rmtree(session.virtualenv.location, ignore_errors=True)
 
 
+INSTALLED_MARKER = "convbn-installed.json"
+# Variables through which uv or pip would add indexes beside the chosen one.
+EXTRA_INDEX_VARS = (
+    "UV_INDEX",
+    "UV_EXTRA_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_FIND_LINKS",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS",
+)
+
+
+def _install(
+    session: nox.Session,
+    release: Release,
+    index: str | None,
+    torch_args: list[str],
+    project_args: list[str],
+    record: dict,
+) -> None:
+    """Install torch, then the harness; refuse an environment that is not whole.
+
+    A marker file written only after both installs succeed tells a complete environment
+    from one whose install failed or was interrupted, so `-R` never tests the latter.
+    """
+    marker = Path(session.virtualenv.location) / INSTALLED_MARKER
+    expected = json.dumps(record, sort_keys=True)
+    check = ["python", "-m", "convbn_compat", "env"]
+    if not release.is_nightly:
+        check += ["--expect-torch", release.torch]
+    # run_install runs unless installs are skipped (-R/--no-install on a reused env).
+    installing = session.run_install("python", "-c", "", silent=True) is not None
+    if not installing:
+        if not marker.is_file() or marker.read_text() != expected:
+            session.error(
+                f"{session.virtualenv.location} is not a complete environment for torch "
+                f"{release.torch}: its last install failed, was interrupted or used other "
+                "commands. Run the session without -R/--no-install to rebuild it"
+            )
+        session.run(*check, env=_pythonpath())
+        return
+    marker.unlink(missing_ok=True)
+    where = index or "the default index (CONVBN_TORCH_INDEX=default)"
+    # Each index request gives up after CONVBN_INDEX_TIMEOUT seconds, retried twice: an
+    # unreachable index fails the session in bounded time instead of hanging it.
+    timeout = os.environ.get("CONVBN_INDEX_TIMEOUT", "30")
+    net = {
+        "UV_HTTP_TIMEOUT": timeout,
+        "UV_HTTP_RETRIES": "2",
+        "PIP_TIMEOUT": timeout,
+        "PIP_RETRIES": "2",
+    }
+    # The harness step below needs no torch (pyproject does not depend on it), so it
+    # cannot swap torch or its companions for same-named packages of the default index.
+    only_chosen = {var: None for var in EXTRA_INDEX_VARS} if index is not None else {}
+    try:
+        session.install(*torch_args, env={**net, **only_chosen})
+    except nox.command.CommandFailed:
+        session.error(
+            f"could not install {release.requirement()} from {where}: the index is "
+            "unreachable, or lacks that release for this platform (the installer's message "
+            "is above). Check CONVBN_TORCH_INDEX and the network"
+        )
+    try:
+        session.install(*project_args, env=net)
+    except nox.command.CommandFailed:
+        session.error(
+            "could not install the harness (-e .[test]); the installer's message is above"
+        )
+    try:
+        session.run(*check, env=_pythonpath(), silent=True)
+    except nox.command.CommandFailed:
+        # Installed but broken (files deleted or damaged after a past install): the
+        # installer saw the package as present. Reinstall torch and everything it needs.
+        session.warn(f"torch in {session.virtualenv.location} is broken; reinstalling it")
+        force = "--reinstall" if session.venv_backend == "uv" else "--force-reinstall"
+        session.install(*torch_args, force, env={**net, **only_chosen})
+        session.run(*check, env=_pythonpath())
+    marker.write_text(expected)
+
+
 def _pytest(session: nox.Session, name: str, devices: list[str], env: dict[str, str]) -> None:
     results = Path(os.environ.get("CONVBN_RESULTS_DIR") or ROOT / "results")
     parallel = []
@@ -171,6 +252,10 @@ def _pytest(session: nox.Session, name: str, devices: list[str], env: dict[str, 
         # One case per core: compiling is single-threaded enough that two workers
         # halve the wall time on 2 cores. `-- -n 0` runs in one process.
         parallel = ["-n", "auto"]
+    if not any(a.startswith("--max-worker-restart") for a in session.posargs):
+        # A case that kills its worker is recorded as an error and the worker replaced;
+        # xdist's default gives up after 4 crashes per worker, losing the later cases.
+        parallel += ["--max-worker-restart", "1000"]
     session.run(
         "python",
         "-m",
@@ -184,4 +269,52 @@ def _pytest(session: nox.Session, name: str, devices: list[str], env: dict[str, 
     )
 
 
+def _requested_sessions(argv: list[str]) -> list[str]:
+    """Session names given to nox with -s/-e/--session(s) (nox parses the same argv)."""
+    names: list[str] = []
+    taking = False
+    for arg in argv[1:]:
+        if arg == "--":
+            break
+        if arg in ("-s", "-e", "--session", "--sessions"):
+            taking = True
+        elif arg.startswith(("--session=", "--sessions=")):
+            names.append(arg.partition("=")[2])
+        elif arg.startswith("-"):
+            taking = False
+        elif taking:
+            names.append(arg)
+    return [n for name in names for n in name.split(",") if n]
+
+
+def _check_input(argv: list[str]) -> None:
+    """Refuse bad input before nox builds anything, naming the valid choices."""
+    problems = []
+    known = set(nox.registry.get())
+    for name in _requested_sessions(argv):
+        if name in known or not name.startswith("tests-"):
+            continue  # nox reports other unknown names itself
+        key, _, flavour = name.removeprefix("tests-").rpartition("-")
+        if key not in RELEASES:
+            problems.append(
+                f"unknown release {key!r} in session {name!r}; releases: {', '.join(RELEASES)}"
+            )
+        elif flavour not in FLAVOURS:
+            problems.append(
+                f"unknown flavour {flavour!r} in session {name!r}; flavours: {', '.join(FLAVOURS)}"
+            )
+        else:
+            problems.append(f"unknown session {name!r}")
+    try:
+        torch_index(RELEASES[NEWEST], "cpu")  # validates CONVBN_TORCH_INDEX
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if problems:
+        for problem in problems:
+            print(f"nox > convbn-compat: {problem}", file=sys.stderr)
+        print("nox > sessions look like tests-2.4-cuda; `nox -l` lists them all", file=sys.stderr)
+        sys.exit(3)
+
+
 _register_matrix()
+_check_input(sys.argv)

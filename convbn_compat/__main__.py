@@ -11,17 +11,24 @@ from .releases import ConfigError
 
 
 def _env(args: argparse.Namespace) -> int:
-    try:
-        import torch
-    except ImportError as exc:
-        print(f"convbn-compat: torch does not import in {sys.executable}: {exc}", file=sys.stderr)
-        return 3
-    from . import inductor
-    from .results import environment_info
     from .versions import torch_release
 
-    info = environment_info()
-    info["has_pass"] = inductor.has_pass()
+    try:
+        import torch
+
+        from . import inductor
+        from .results import environment_info
+
+        info = environment_info()
+        info["has_pass"] = inductor.has_pass()
+    except Exception as exc:  # ImportError, OSError (a lost .so), AttributeError (lost files)
+        print(
+            f"convbn-compat: torch in {sys.executable} is broken, it does not import or "
+            f"lacks parts ({type(exc).__name__}: {exc}); rebuild the environment (run nox "
+            "without -R)",
+            file=sys.stderr,
+        )
+        return 3
     gpus = ", ".join(f"{g['name']} (sm {g['capability']})" for g in info["gpus"]) or "none"
     print(
         f"torch {info['torch']} | CUDA {info['cuda'] or 'none (CPU build)'} | "
