@@ -83,7 +83,7 @@ class Case:
     about: str = ""
 
 
-def _upstream_model(module: str, bias: bool, layer: str):
+def _upstream_model(module: str, bias: bool, layer: str, random_bn: bool = False):
     """Upstream's ConvOp / MultiUserConvOp with freshly built layers, and its input shape."""
     from torch import nn
 
@@ -121,6 +121,9 @@ def _upstream_model(module: str, bias: bool, layer: str):
             return x
 
     model = {"ConvOp": ConvOp, "MultiUserConvOp": MultiUserConvOp}[module]()
+    if random_bn:
+        for bn in (m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
+            _randomize_bn(bn, wide=True)
     # Conv shapes go from big to small, transposed convs from small to big (upstream).
     spatial = 4 if layer.startswith("ConvTranspose") else 96
     return model, [4, 3] + [spatial] * dims
@@ -145,17 +148,26 @@ def _upstream_cases() -> tuple[Case, ...]:
     return tuple(cases)
 
 
-def _randomize_bn(bn) -> None:
+def _randomize_bn(bn, wide: bool = False) -> None:
     """Non-trivial BN statistics and affine terms: a fresh BN is nearly the identity in
-    eval mode, so a fold that gets a term wrong would still match eager."""
+    eval mode, so a fold that gets a term wrong would still match eager.
+
+    ``wide``: variances spread from 0.01 to 2 and eps 0.1, so that every term of the
+    fold, eps and the square root included, moves the output far beyond tolerance.
+    """
     import torch
 
     g = torch.Generator().manual_seed(1234)
+    n = bn.num_features
     with torch.no_grad():
-        bn.running_mean.copy_(torch.randn(bn.num_features, generator=g) * 0.5)
-        bn.running_var.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
-        bn.weight.copy_(torch.randn(bn.num_features, generator=g))
-        bn.bias.copy_(torch.randn(bn.num_features, generator=g))
+        bn.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+        if wide:
+            bn.running_var.copy_(torch.exp(torch.empty(n).uniform_(-4.6, 0.7, generator=g)))
+            bn.eps = 0.1
+        else:
+            bn.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+        bn.weight.copy_(torch.randn(n, generator=g))
+        bn.bias.copy_(torch.randn(n, generator=g))
 
 
 def _conv_bn(variant: str = "plain", **conv_kwargs):
@@ -235,6 +247,20 @@ def _extended_cases() -> tuple[Case, ...]:
     add("Config-channelslast", 1, _conv_bn, channels_last=True)
     add("Config-float64", 1, _conv_bn, dtype="float64", devices=("cpu",))
     add("Config-float16", 1, _conv_bn, dtype="float16", devices=("cuda",))
+    # Upstream's ConvOp for every layer, with BatchNorm state far from the identity:
+    # upstream's fresh BN would let a fold with a wrong term, or a transposed conv
+    # scaled along the wrong dimension, still match eager.
+    for layer, graph in itertools.product(LAYERS, graphs):
+        cases.append(
+            Case(
+                f"Stats-ConvOp-bias-{layer}-bn-{graph}",
+                1,
+                functools.partial(_upstream_model, "ConvOp", True, layer, random_bn=True),
+                EXTENDED,
+                graph,
+                about="BatchNorm with random statistics, affine terms and eps 0.1",
+            )
+        )
     # Bugs users reported against the pass.
     add(
         "Bug169011-bn3args",
