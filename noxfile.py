@@ -43,12 +43,28 @@ MATRIX_TESTS = "tests/test_matrix.py"
 UNIT_TESTS = "tests/unit"
 REPRO_TESTS = "tests/test_repro.py"
 FAULT_TESTS = "tests/faults"
+CATALOGUE_TESTS = "tests/test_sensitivity_catalogue.py"
 
 
 def _register_matrix() -> None:
     for release in RELEASES.values():
         for flavour in FLAVOURS:
             _register_cell(release, flavour)
+        _register_sensitivity(release)
+
+
+def _register_sensitivity(release: Release) -> None:
+    def session(session: nox.Session) -> None:
+        _run_sensitivity(session, release)
+
+    what = "the newest nightly" if release.is_nightly else f"torch {release.torch}"
+    session.__doc__ = f"Break {what}'s pass on purpose, fault by fault: does the suite notice?"
+    nox.session(
+        name=f"sensitivity-{release.key}",
+        python=release.python,
+        tags=["sensitivity"],
+        default=False,
+    )(session)
 
 
 def _register_cell(release: Release, flavour: str) -> None:
@@ -87,10 +103,21 @@ def ci(session: nox.Session) -> None:
     session.notify("unit")
     session.notify("lint")
     for key in (OLDEST, NEWEST):
-        # CI also checks that generated reproducers agree with the suite there, and, on
-        # the newest, that crashes, hangs and interrupts are recorded as they should be.
-        extra = [REPRO_TESTS] + ([FAULT_TESTS] if key == NEWEST else [])
+        # CI also checks that generated reproducers agree with the suite there, that the
+        # sensitivity catalogue applies to that release's pass, and, on the newest, that
+        # crashes, hangs and interrupts are recorded as they should be.
+        # Both run cold, then warm on the cold run's caches: same outcomes and counts.
+        extra = [WARM_CHECK, REPRO_TESTS, CATALOGUE_TESTS]
+        extra += [FAULT_TESTS] if key == NEWEST else []
         session.notify(RELEASES[key].session("cpu"), posargs=[*extra, *session.posargs])
+
+
+@nox.session(python="3.11", tags=["bench"], default=False)
+def bench(session: nox.Session) -> None:
+    """Measure env creation, the suite and a rerun side by side (docs/benchmarks.md)."""
+    session.install("-e", ".[test,dev]")
+    args = session.posargs or ["--record", "docs/benchmarks.md"]
+    session.run("python", "benchmarks/bench.py", *args)
 
 
 @nox.session(python="3.11", tags=["lint"])
@@ -112,7 +139,8 @@ def _pythonpath() -> dict[str, str]:
     return {"PYTHONPATH": path}
 
 
-def _run_matrix(session: nox.Session, release: Release, flavour: str) -> None:
+def _prepare(session: nox.Session, release: Release, flavour: str) -> dict[str, str]:
+    """Install ``release`` into the session's environment; the variables its runs need."""
     try:
         index = torch_index(release, flavour)
     except ConfigError as exc:
@@ -144,7 +172,8 @@ def _run_matrix(session: nox.Session, release: Release, flavour: str) -> None:
         ],
         "backend": session.venv_backend,
     }
-    env = {
+    _install(session, release, index, torch_args, project_args, record)
+    return {
         "CONVBN_RELEASE": release.key,
         "CONVBN_FLAVOUR": flavour,
         "CONVBN_INSTALL_RECORD": json.dumps(record),
@@ -152,15 +181,58 @@ def _run_matrix(session: nox.Session, release: Release, flavour: str) -> None:
         # and removing the environment removes its cache.
         "TORCHINDUCTOR_CACHE_DIR": str(Path(session.virtualenv.location) / "inductor-cache"),
     }
-    _install(session, release, index, torch_args, project_args, record)
+
+
+WARM_CHECK = "--convbn-warm-check"
+
+
+def _run_matrix(session: nox.Session, release: Release, flavour: str) -> None:
+    env = _prepare(session, release, flavour)
     devices = ["cpu"] if flavour == "cpu" else ["cpu", "cuda"]
+    posargs = [a for a in session.posargs if a != WARM_CHECK]
+    warm_check = len(posargs) != len(session.posargs)
     try:
-        _pytest(session, session.name, devices, env=env)
+        if warm_check:
+            # Cold: an empty compile cache. Then warm, on what the cold run left behind.
+            shutil.rmtree(env["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
+        _pytest(session, session.name, devices, env=env, posargs=posargs)
+        if warm_check:
+            cold = _results_dir() / f"{session.name}.json"
+            warm_args = [a for a in posargs if not a.startswith("tests/")]  # matrix only
+            warm_args.append(f"--convbn-warm-of={cold}")
+            _pytest(session, f"{session.name}-warm", devices, env=env, posargs=warm_args)
     finally:
-        if os.environ.get("CONVBN_DISCARD_ENV", "") not in ("", "0"):
-            # The results are written; free the ~5 GB before the next release builds.
-            session.log(f"CONVBN_DISCARD_ENV: removing {session.virtualenv.location}")
-            shutil.rmtree(session.virtualenv.location, ignore_errors=True)
+        _maybe_discard(session)
+
+
+def _maybe_discard(session: nox.Session) -> None:
+    if os.environ.get("CONVBN_DISCARD_ENV", "") not in ("", "0"):
+        # The results are written; free the ~5 GB before the next release builds.
+        session.log(f"CONVBN_DISCARD_ENV: removing {session.virtualenv.location}")
+        shutil.rmtree(session.virtualenv.location, ignore_errors=True)
+
+
+def _run_sensitivity(session: nox.Session, release: Release) -> None:
+    # Its own environment, built like tests-X.Y-cpu from the uv cache: the pass is
+    # mutated there, never in an environment a matrix session uses.
+    env = _prepare(session, release, "cpu")
+    out = _results_dir() / f"{session.name}.json"
+    try:
+        session.run(
+            "python",
+            "-m",
+            "convbn_compat.sensitivity",
+            "--release",
+            release.key,
+            "--out",
+            str(out),
+            "--i-know-this-mutates-torch",
+            *_parallel(session.posargs),
+            *session.posargs,
+            env=env,
+        )
+    finally:
+        _maybe_discard(session)
 
 
 INSTALLED_MARKER = "convbn-installed.json"
@@ -244,18 +316,33 @@ def _install(
     marker.write_text(expected)
 
 
-def _pytest(session: nox.Session, name: str, devices: list[str], env: dict[str, str]) -> None:
-    results = Path(os.environ.get("CONVBN_RESULTS_DIR") or ROOT / "results")
+def _results_dir() -> Path:
+    return Path(os.environ.get("CONVBN_RESULTS_DIR") or ROOT / "results")
+
+
+def _parallel(posargs: list[str]) -> list[str]:
+    """pytest-xdist options, unless the user chose their own."""
     parallel = []
-    chosen = [a for a in session.posargs if a.startswith(("-n", "--numprocesses", "no:xdist"))]
-    if not chosen:
+    if not [a for a in posargs if a.startswith(("-n", "--numprocesses", "no:xdist"))]:
         # One case per core: compiling is single-threaded enough that two workers
         # halve the wall time on 2 cores. `-- -n 0` runs in one process.
         parallel = ["-n", "auto"]
-    if not any(a.startswith("--max-worker-restart") for a in session.posargs):
+    if not any(a.startswith("--max-worker-restart") for a in posargs):
         # A case that kills its worker is recorded as an error and the worker replaced;
         # xdist's default gives up after 4 crashes per worker, losing the later cases.
         parallel += ["--max-worker-restart", "1000"]
+    return parallel
+
+
+def _pytest(
+    session: nox.Session,
+    name: str,
+    devices: list[str],
+    env: dict[str, str],
+    posargs: list[str] | None = None,
+) -> None:
+    posargs = session.posargs if posargs is None else posargs
+    results = _results_dir()
     session.run(
         "python",
         "-m",
@@ -263,8 +350,8 @@ def _pytest(session: nox.Session, name: str, devices: list[str], env: dict[str, 
         MATRIX_TESTS,
         f"--convbn-devices={','.join(devices)}",
         f"--junitxml={results / (name + '.xml')}",
-        *parallel,
-        *session.posargs,
+        *_parallel(posargs),
+        *posargs,
         env={**env, "CONVBN_SESSION": name, "CONVBN_RESULTS_DIR": str(results)},
     )
 
@@ -292,9 +379,12 @@ def _check_input(argv: list[str]) -> None:
     problems = []
     known = set(nox.registry.get())
     for name in _requested_sessions(argv):
-        if name in known or not name.startswith("tests-"):
+        if name in known or not name.startswith(("tests-", "sensitivity-")):
             continue  # nox reports other unknown names itself
-        key, _, flavour = name.removeprefix("tests-").rpartition("-")
+        if name.startswith("sensitivity-"):
+            key, flavour = name.removeprefix("sensitivity-"), "cpu"
+        else:
+            key, _, flavour = name.removeprefix("tests-").rpartition("-")
         if key not in RELEASES:
             problems.append(
                 f"unknown release {key!r} in session {name!r}; releases: {', '.join(RELEASES)}"

@@ -167,6 +167,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="cpu,cuda",
         help="comma-separated devices whose matrix cases run (default: cpu,cuda)",
     )
+    parser.addoption(
+        "--convbn-warm-of",
+        metavar="COLD_RESULTS_JSON",
+        help="this is a warm rerun of that results file's run: fail where a case's outcome "
+        "or fire counts differ from it, and refuse an empty compile cache",
+    )
+    parser.addoption(
+        "--convbn-sensitive-first",
+        action="store_true",
+        help="run the extended cases before upstream's (the sensitivity sessions do)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -182,6 +193,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    if config.getoption("--convbn-sensitive-first"):
+        # Extended cases (random BN state, controls) first: a broken pass is caught
+        # sooner, which matters when each run stops at its first failure.
+        items.sort(key=lambda item: item.get_closest_marker("extended") is None)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own faulthandler plugin
@@ -206,6 +221,24 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.option.xmlpath:
         config.option.xmlpath = str(results.results_dir() / f"{name}.xml")
     config.pluginmanager.register(MatrixRecorder(name, crash_dir), "convbn-matrix-recorder")
+
+
+@pytest.fixture(scope="session")
+def cold_run(pytestconfig):
+    """The records of the cold run a warm rerun is checked against, or None."""
+    path = pytestconfig.getoption("--convbn-warm-of")
+    if not path:
+        return None
+    cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR", "")
+    if not cache or not any(Path(cache).iterdir()):
+        pytest.exit(f"--convbn-warm-of: the compile cache {cache!r} is empty: not warm", 4)
+    from convbn_compat.matrix import load_run
+
+    try:
+        run = load_run(Path(path))
+    except ConfigError as exc:
+        pytest.exit(f"--convbn-warm-of: {exc}", returncode=4)
+    return {(c["id"], c["device"], c["tf32"]): c for c in run.data["cases"]}
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ def _params():
 
 
 @pytest.mark.parametrize(("case", "device", "tf32"), list(_params()))
-def test_conv_bn_eval(case, device, tf32, expectations, request):
+def test_conv_bn_eval(case, device, tf32, expectations, cold_run, request):
     record = {
         "id": case.id,
         "subset": case.subset,
@@ -72,6 +72,8 @@ def test_conv_bn_eval(case, device, tf32, expectations, request):
         message=result.message,
         warnings=result.warnings,
     )
+    if cold_run is not None:
+        _same_as_cold(cold_run, record)
     if result.outcome is Outcome.UNSUPPORTED:
         pytest.skip(f"unsupported by torch {torch.__version__}: {result.message}")
     if result.outcome is expected.outcome:
@@ -85,3 +87,20 @@ def test_conv_bn_eval(case, device, tf32, expectations, request):
         f"max abs error {result.max_abs_error}]",
         pytrace=False,
     )
+
+
+OBSERVED = ("outcome", "fire_count", "graph_rewrites")
+
+
+def _same_as_cold(cold_run: dict, record: dict) -> None:
+    """A warm rerun must observe what the cold run did: caches may only save time."""
+    cold = cold_run.get((record["id"], record["device"], record["tf32"]))
+    if cold is None:
+        pytest.fail(f"{record['id']}: the cold run has no record of this case", pytrace=False)
+    differ = {k: (cold.get(k), record[k]) for k in OBSERVED if cold.get(k) != record[k]}
+    if differ:
+        pytest.fail(
+            f"{record['id']} on {record['device']}: the warm run differs from the cold run: "
+            + ", ".join(f"{k} {c!r} cold, {w!r} warm" for k, (c, w) in differ.items()),
+            pytrace=False,
+        )
