@@ -74,19 +74,28 @@ def load_run(path: Path) -> Run:
 
 def markdown_table(runs: list[Run], device: str = "cpu", tf32: bool = False) -> str:
     """Outcome counts per release, then every case against every release."""
-    runs = sorted(runs, key=lambda r: r.torch)
+    # Runs of one torch (a full run plus a later run of new cases, say) share a column.
+    columns: dict[str, list[Run]] = {}
+    for run in sorted(runs, key=lambda r: r.torch):
+        columns.setdefault(run.label, []).append(run)
+    labels = list(columns)
+    cells = []
+    for group in columns.values():
+        merged: dict = {}
+        for run in group:
+            merged.update(run.cells())
+        cells.append(merged)
     lines = ["| torch | " + " | ".join(o.value for o in Outcome) + " | complete |"]
     lines.append("|---" * (len(Outcome) + 2) + "|")
-    for run in runs:
-        outcomes = [c["outcome"] for c in run.data["cases"] if c["device"] == device]
+    for label, group, merged in zip(labels, columns.values(), cells):
+        outcomes = [c["outcome"] for (_, dev, _), c in merged.items() if dev == device]
         counts = [str(outcomes.count(o.value)) for o in Outcome]
-        complete = "yes" if run.data["complete"] else "**no**"
-        lines.append(f"| {run.label} | " + " | ".join(counts) + f" | {complete} |")
+        complete = "yes" if all(r.data["complete"] for r in group) else "**no**"
+        lines.append(f"| {label} | " + " | ".join(counts) + f" | {complete} |")
     legend = ", ".join(f"{sym} {o}" for o, sym in SYMBOL.items() if o) + ", blank: not run"
     lines += ["", f"Per case ({device}); {legend}.", ""]
-    lines.append("| case | " + " | ".join(r.label for r in runs) + " |")
-    lines.append("|---" * (len(runs) + 1) + "|")
-    cells = [r.cells() for r in runs]
+    lines.append("| case | " + " | ".join(labels) + " |")
+    lines.append("|---" * (len(labels) + 1) + "|")
     for case in CASES:
         key = (case.id, device, tf32)
         row = [SYMBOL[c.get(key, {}).get("outcome")] for c in cells]
@@ -102,6 +111,7 @@ def table_document(paths: list[Path], device: str = "cpu") -> str:
         f"# Measured matrix ({device})\n\n"
         f"Generated on {today} by `python -m convbn_compat table` from {sources}. Each file "
         "was written by `CONVBN_TORCH_INDEX=default nox -s tests-X.Y-cpu` on the project's "
-        "2-core x86_64 machine (PyPI's CUDA wheels, run on the CPU).\n\n"
-        + markdown_table(runs, device)
+        "2-core x86_64 machine (PyPI's CUDA wheels, run on the CPU). Files of one torch "
+        "share a column (`tests-X.Y-cpu-stats.json`: the `Stats-*` cases, added after "
+        "the full run of that release, run with `-- -k Stats`).\n\n" + markdown_table(runs, device)
     )
