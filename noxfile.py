@@ -308,12 +308,27 @@ def _install(
         session.run(*check, env=_pythonpath(), silent=True)
     except nox.command.CommandFailed:
         # Installed but broken (files deleted or damaged after a past install): the
-        # installer saw the package as present. Reinstall torch and everything it needs.
+        # installer saw the package as present. Uninstall it, then install it again.
+        # (Not uv's --reinstall: it implies --refresh, which unpacks every wheel into
+        # uv's cache again, some 3.5 GB per repair.)
         session.warn(f"torch in {session.virtualenv.location} is broken; reinstalling it")
-        force = "--reinstall" if session.venv_backend == "uv" else "--force-reinstall"
-        session.install(*torch_args, force, env={**net, **only_chosen})
+        python = str(Path(session.virtualenv.location) / "bin" / "python")
+        if session.venv_backend == "uv":
+            uninstall = [_uv(), "pip", "uninstall", "--python", python, "torch"]
+        else:
+            uninstall = [python, "-m", "pip", "uninstall", "-y", "torch"]
+        session.run_install(*uninstall, external=True)
+        session.install(*torch_args, env={**net, **only_chosen})
         session.run(*check, env=_pythonpath())
     marker.write_text(expected)
+
+
+def _uv() -> str:
+    """The uv that nox installs with (nox[uv] brings one; else the one on PATH)."""
+    from nox.virtualenv import find_uv
+
+    found = find_uv()  # (has_uv, path[, version]) depending on nox's version
+    return found[1] if found[0] else "uv"
 
 
 def _results_dir() -> Path:
