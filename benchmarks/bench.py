@@ -1,0 +1,403 @@
+"""Speed and cost of the matrix, measured side by side in one run (`nox -s bench`).
+
+Every comparison runs its two sides in the same invocation, alternating, on the same
+machine, `--reps` times, and reports medians and the ratio of medians:
+
+  env     environment for one release: this project's session install (uv, hardlinked
+          from its cache) against `python -m venv` + `pip install`, each cold (empty
+          package cache) and warm (cache kept); the disk each new environment costs
+  suite   the release's 112 upstream CPU cases: the project's session (pytest-xdist over
+          the machine's cores) against upstream's loop (benchmarks/upstream_loop.py: one
+          process, sequential), each cold (empty compile cache) and warm (cache kept)
+  rerun   one case rerun with `nox -R` (the environment reused, nothing installed)
+
+It appends a dated record to docs/benchmarks.md (`--record`) and writes the raw numbers
+as JSON next to it. Torch comes from the default index (CONVBN_TORCH_INDEX=default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from convbn_compat.releases import NEWEST, RELEASES  # noqa: E402
+
+TARGETS = {
+    "suite_cold_ratio": 0.6,
+    "suite_warm_ratio": 0.25,
+    "env_warm_seconds": 10.0,
+    "env_warm_speedup_vs_pip": 5.0,
+    "rerun_seconds": 20.0,
+}
+
+
+def _run(cmd, env=None, cwd=ROOT, check=True) -> tuple[float, str]:
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [str(c) for c in cmd],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    if check and proc.returncode != 0:
+        raise SystemExit(
+            f"benchmark step failed ({proc.returncode}): {' '.join(map(str, cmd))}\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return seconds, proc.stdout
+
+
+def _free_bytes(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def _median(xs):
+    return round(statistics.median(xs), 2)
+
+
+def bench_env(release, reps: int, scratch: Path) -> dict:
+    """Project install (uv via nox) vs venv + pip; cold and warm package caches."""
+    session = release.session("cpu")
+    common = {"CONVBN_TORCH_INDEX": "default", "CONVBN_RESULTS_DIR": str(scratch / "res")}
+    pip_env = {
+        # The machine's global pip config caps torch below the newest release; a plain
+        # pip user would not have it, so the baseline ignores config files.
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+    constraints = str(release.constraints)
+    out = {k: [] for k in ("uv_cold", "uv_warm", "pip_cold", "pip_warm")}
+    disk = {k: [] for k in ("uv_cold_cache", "uv_env", "pip_env", "pip_cache")}
+    for rep in range(reps):
+        # uv cold: a new, empty cache on the same disk, so hardlinks are possible.
+        cache = scratch / f"uv-cache-{rep}"
+        envdir = scratch / "envs"
+        before = _free_bytes(scratch)
+        s, _ = _run(
+            [sys.executable, "-m", "nox", "--envdir", envdir, "-s", session, "--install-only"],
+            {**common, "UV_CACHE_DIR": str(cache)},
+        )
+        out["uv_cold"].append(s)
+        disk["uv_cold_cache"].append(_dir_bytes(cache))
+        shutil.rmtree(envdir)
+        shutil.rmtree(cache)
+        # uv warm: the machine's cache, as every session after the first uses it.
+        before = _free_bytes(scratch)
+        s, _ = _run(
+            [sys.executable, "-m", "nox", "--envdir", envdir, "-s", session, "--install-only"],
+            common,
+        )
+        out["uv_warm"].append(s)
+        disk["uv_env"].append(before - _free_bytes(scratch))
+        shutil.rmtree(envdir)
+        # pip cold then warm: one fresh pip cache per rep, kept for the warm install.
+        pip_cache = scratch / f"pip-cache-{rep}"
+        for kind in ("pip_cold", "pip_warm"):
+            venv = scratch / "pip-venv"
+            before = _free_bytes(scratch)
+            started = time.perf_counter()
+            _run([sys.executable, "-m", "venv", venv])
+            py = venv / "bin" / "python"
+            env = {**pip_env, "PIP_CACHE_DIR": str(pip_cache)}
+            _run([py, "-m", "pip", "install", "-q", release.requirement(), "-c", constraints], env)
+            _run([py, "-m", "pip", "install", "-q", "-e", ".[test]", "-c", constraints], env)
+            out[kind].append(time.perf_counter() - started)
+            if kind == "pip_cold":
+                disk["pip_env"].append(before - _free_bytes(scratch) - _dir_bytes(pip_cache))
+                disk["pip_cache"].append(_dir_bytes(pip_cache))
+            shutil.rmtree(venv)
+        # pip writes nothing to its cache when the index sends uncacheable responses
+        # (this machine's PyPI mirror does): then warm is as cold, and there is no folder.
+        shutil.rmtree(pip_cache, ignore_errors=True)
+        print(
+            f"  env rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in out.items()),
+            flush=True,
+        )
+    return {"seconds": out, "bytes": disk}
+
+
+def _dir_bytes(path: Path) -> int:
+    seen, total = set(), 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+def bench_suite(release, reps: int, scratch: Path) -> dict:
+    """112 upstream CPU cases: the project's session vs upstream's sequential loop."""
+    session = release.session("cpu")
+    envdir = scratch / "suite-envs"
+    common = {"CONVBN_TORCH_INDEX": "default", "CONVBN_RESULTS_DIR": str(scratch / "res")}
+    _run([sys.executable, "-m", "nox", "--envdir", envdir, "-s", session, "--install-only"], common)
+    py = envdir / session.replace(".", "-") / "bin" / "python"
+    out = {k: [] for k in ("project_cold", "project_warm", "upstream_cold", "upstream_warm")}
+    detail = {"project": [], "upstream": []}
+    for rep in range(reps):
+        for side in ("project", "upstream"):
+            cache = scratch / f"inductor-{side}-{rep}"
+            env = {
+                **common,
+                "TORCHINDUCTOR_CACHE_DIR": str(cache),
+                "CONVBN_SESSION": f"bench-{side}",
+                "PYTHONPATH": str(ROOT),
+            }
+            for temp in ("cold", "warm"):
+                if side == "project":
+                    s, _ = _run(
+                        [
+                            py,
+                            "-m",
+                            "pytest",
+                            "tests/test_matrix.py",
+                            "-m",
+                            "upstream",
+                            "--convbn-devices=cpu",
+                            "-n",
+                            "auto",
+                            "-q",
+                            "-p",
+                            "no:cacheprovider",
+                        ],
+                        env,
+                    )
+                    data = json.loads((scratch / "res" / "bench-project.json").read_text())
+                    info = {
+                        "case_seconds": round(sum(c["seconds"] for c in data["cases"]), 1),
+                        "outcomes": _count(c["outcome"] for c in data["cases"]),
+                    }
+                else:
+                    s, stdout = _run([py, str(ROOT / "benchmarks" / "upstream_loop.py")], env)
+                    info = json.loads(stdout)
+                    info.pop("fires")
+                out[f"{side}_{temp}"].append(s)
+                detail[side].append({"rep": rep, "temp": temp, "wall": round(s, 1), **info})
+                print(f"  suite rep {rep + 1}: {side} {temp} {s:.1f} s", flush=True)
+            shutil.rmtree(cache)
+    return {"seconds": out, "detail": detail, "envdir": str(envdir)}
+
+
+def _count(items) -> dict:
+    counts: dict = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return counts
+
+
+def bench_rerun(release, reps: int, scratch: Path, envdir: Path) -> dict:
+    """One case again through nox -R: the environment reused, nothing installed."""
+    session = release.session("cpu")
+    common = {"CONVBN_TORCH_INDEX": "default", "CONVBN_RESULTS_DIR": str(scratch / "res")}
+    case = "ConvOp-bias-Conv2d-bn-module-cpu"
+    rerun = [sys.executable, "-m", "nox", "--envdir", envdir, "-R", "-s", session, "--",
+             "-k", case, "-n", "0"]  # fmt: skip
+    # Once untimed: a developer reruns a case of a cell they ran before, so the
+    # environment's compile cache already holds it.
+    first, _ = _run(rerun, common)
+    times = [_run(rerun, common)[0] for _ in range(reps)]
+    return {"seconds": {"rerun": times}, "case": case, "first_run": round(first, 1)}
+
+
+def summarize(raw: dict) -> dict:
+    med = {k: _median(v) for part in raw["parts"].values() for k, v in part["seconds"].items()}
+    ratios = {}
+    if "project_cold" in med:
+        ratios["suite_cold_ratio"] = round(med["project_cold"] / med["upstream_cold"], 3)
+        ratios["suite_warm_ratio"] = round(med["project_warm"] / med["upstream_cold"], 3)
+        ratios["suite_warm_vs_upstream_warm"] = round(med["project_warm"] / med["upstream_warm"], 3)
+    if "uv_warm" in med:
+        ratios["env_warm_seconds"] = med["uv_warm"]
+        ratios["env_warm_speedup_vs_pip"] = round(med["pip_warm"] / med["uv_warm"], 1)
+        ratios["env_cold_speedup_vs_pip"] = round(med["pip_cold"] / med["uv_cold"], 1)
+    if "rerun" in med:
+        ratios["rerun_seconds"] = med["rerun"]
+    return {"medians": med, "ratios": ratios}
+
+
+def _verdict(name: str, value: float) -> str:
+    target = TARGETS[name]
+    if name == "env_warm_speedup_vs_pip":
+        ok = value >= target
+        return f"{'met' if ok else 'MISSED'} (target at least {target}x)"
+    ok = value <= target
+    if ok:
+        return f"met (target at most {target})"
+    return f"MISSED by {value / target:.2f}x (target at most {target})"
+
+
+def record_markdown(raw: dict, summary: dict) -> str:
+    med, ratios = summary["medians"], summary["ratios"]
+    lines = [
+        f"## {raw['date']}: torch {raw['torch']} (release {raw['release']}), "
+        f"{raw['reps']} runs each, medians",
+        "",
+        f"Machine: {raw['machine']}. Command: `{raw['command']}`.",
+        "",
+        "| measurement | median (s) | runs (s) |",
+        "|---|---|---|",
+    ]
+    for part in raw["parts"].values():
+        for k, v in part["seconds"].items():
+            lines.append(f"| {k} | {med[k]} | {', '.join(f'{x:.1f}' for x in v)} |")
+    lines += ["", "| ratio or target | value | verdict |", "|---|---|---|"]
+    for k, v in ratios.items():
+        lines.append(f"| {k} | {v} | {_verdict(k, v) if k in TARGETS else 'reported'} |")
+    if "env" in raw["parts"]:
+        b = raw["parts"]["env"]["bytes"]
+        lines += [
+            "",
+            "Disk: uv cold cache "
+            f"{_gb(statistics.median(b['uv_cold_cache']))} for this release; a further "
+            f"environment hardlinked from it adds {_gb(statistics.median(b['uv_env']))}; "
+            f"a pip environment adds {_gb(statistics.median(b['pip_env']))} plus "
+            f"{_gb(statistics.median(b['pip_cache']))} of pip cache.",
+        ]
+    if "suite" in raw["parts"]:
+        lines += [
+            "",
+            "Where the suite's time goes (each run):",
+            "",
+            "| side | run | wall s | summed case s | import s | outcomes |",
+            "|---|---|---|---|---|---|",
+        ]
+        for side, runs in raw["parts"]["suite"]["detail"].items():
+            for r in runs:
+                lines.append(
+                    f"| {side} | {r['rep'] + 1} {r['temp']} | {r['wall']} | "
+                    f"{r['case_seconds']} | {r.get('import_seconds', '')} | "
+                    f"{r['outcomes']} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def _gb(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/bench.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--release", default=NEWEST, choices=list(RELEASES))
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--parts",
+        default="env,suite,rerun",
+        help="comma-separated: env, suite, rerun (default: all)",
+    )
+    parser.add_argument("--record", type=Path, help="append the record to this Markdown file")
+    parser.add_argument(
+        "--scratch",
+        type=Path,
+        default=ROOT / ".bench",
+        help="work folder on the same disk as uv's cache (default .bench/)",
+    )
+    args = parser.parse_args(argv)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(parts) - {"env", "suite", "rerun"}
+    if unknown:
+        parser.error(f"unknown part(s) {sorted(unknown)}; choose from env, suite, rerun")
+    if args.reps < 1:
+        parser.error("--reps must be at least 1")
+    release = RELEASES[args.release]
+    args.scratch.mkdir(parents=True, exist_ok=True)
+    raw = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": _machine(),
+        "release": release.key,
+        "torch": release.torch,
+        "reps": args.reps,
+        "command": "python benchmarks/bench.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "parts": {},
+    }
+    with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
+        scratch = Path(tmp)
+        if "env" in parts:
+            print("env: project (uv) vs venv + pip, cold and warm", flush=True)
+            raw["parts"]["env"] = bench_env(release, args.reps, scratch)
+        envdir = None
+        if "suite" in parts or "rerun" in parts:
+            print("suite: project session vs upstream's sequential loop", flush=True)
+            if "suite" in parts:
+                raw["parts"]["suite"] = bench_suite(release, args.reps, scratch)
+                envdir = Path(raw["parts"]["suite"].pop("envdir"))
+            else:
+                envdir = scratch / "suite-envs"
+                _run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "nox",
+                        "--envdir",
+                        envdir,
+                        "-s",
+                        release.session("cpu"),
+                        "--install-only",
+                    ],
+                    {"CONVBN_TORCH_INDEX": "default"},
+                )
+        if "rerun" in parts:
+            print("rerun: one case with nox -R", flush=True)
+            raw["parts"]["rerun"] = bench_rerun(release, args.reps, scratch, envdir)
+    summary = summarize(raw)
+    raw.update(summary)
+    text = record_markdown(raw, summary)
+    print(text)
+    if args.record:
+        args.record.parent.mkdir(parents=True, exist_ok=True)
+        if not args.record.exists():
+            args.record.write_text(
+                "# Benchmark records\n\nAppended by `nox -s bench`; newest "
+                "last. Raw numbers: benchmarks.json.\n\n"
+            )
+        with args.record.open("a") as fh:
+            fh.write("\n" + text)
+        raw_path = args.record.with_suffix(".json")
+        history = json.loads(raw_path.read_text()) if raw_path.exists() else []
+        history.append(raw)
+        raw_path.write_text(json.dumps(history, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
