@@ -105,11 +105,9 @@ def _builder_source(case: Case) -> tuple[str, str]:
     """Source of the functions that build the case, and the expression that calls them."""
     build = case.build
     func, args, kwargs = build.func, build.args, build.keywords
-    needed = (
-        [cases._upstream_model]
-        if func is cases._upstream_model
-        else [cases._randomize_bn, cases._conv_bn]
-    )
+    # Both builders may randomise BatchNorm state (the Stats cases use _upstream_model).
+    main = cases._upstream_model if func is cases._upstream_model else cases._conv_bn
+    needed = [cases._randomize_bn, main]
     src = "\n\n".join(textwrap.dedent(inspect.getsource(f)) for f in needed)
     if func is cases._upstream_model:
         src = f"_SPATIAL_DIMS = {cases._SPATIAL_DIMS!r}\n\n\n" + src

@@ -18,6 +18,7 @@ from convbn_compat.repro import repro_script, run_script  # noqa: E402
         "ConvOp-bias-Conv2d-bn-module",  # fused in every release
         "Bug196165-convkwargs-Conv2d-bn-module",  # not-fused <2.5, wrong-result after
         "MultiUserConvOp-nobias-Linear-bn-decomposed",  # not-fused <2.4, fused after
+        "Stats-ConvOp-bias-ConvTranspose2d-bn-module",  # random BN state: two builders
     ],
 )
 def test_script_prints_the_suites_outcome(case_id, tmp_path):
