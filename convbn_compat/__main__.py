@@ -58,7 +58,7 @@ def _emit(text: str, output: Path | None, hint: str = "") -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from .matrix import table_document
+    from .report import table_document
 
     return _emit(table_document(args.results, device=args.device), args.output)
 

@@ -109,6 +109,8 @@ def build_matrix(paths: list[Path]) -> Matrix:
                     "complete": bool(run.data["complete"]),
                 },
             )
+            # A column merges every run of it; one unfinished run leaves it incomplete.
+            column["complete"] = column["complete"] and bool(run.data["complete"])
             if column["torch"] != env["torch"]:
                 raise ConfigError(
                     f"{run.path} and {column['source']} both give column {key} but test "
@@ -222,6 +224,42 @@ def first_changes(matrix: Matrix) -> dict[str, list[str]]:
                     break
                 previous = (column, cell["outcome"])
     return changes
+
+
+def table_document(paths: list[Path], device: str = "cpu") -> str:
+    """Outcome counts per release, then every case against every release (docs/matrix.md).
+
+    Columns are build_matrix's: runs of one release, flavour and device share one (a full
+    run plus a later run of new cases, say), labelled by their torch.
+    """
+    matrix = build_matrix(paths)
+    columns = [c for c in matrix.columns if c["device"] == device]
+    lines = ["| torch | " + " | ".join(o.value for o in Outcome) + " | complete |"]
+    lines.append("|---" * (len(Outcome) + 2) + "|")
+    for column in columns:
+        outcomes = [row[column["key"]]["outcome"] for row in matrix.cells.values()
+                    if column["key"] in row]  # fmt: skip
+        counts = [str(outcomes.count(o.value)) for o in Outcome]
+        complete = "yes" if column["complete"] else "**no**"
+        lines.append(f"| {column['torch']} | " + " | ".join(counts) + f" | {complete} |")
+    legend = ", ".join(f"{sym} {o}" for o, sym in SYMBOL.items() if o) + ", blank: not run"
+    lines += ["", f"Per case ({device}); {legend}.", ""]
+    lines.append("| case | " + " | ".join(c["torch"] for c in columns) + " |")
+    lines.append("|---" * (len(columns) + 1) + "|")
+    for case in CASES:
+        row = matrix.cells.get(case.id, {})
+        symbols = [SYMBOL[(row.get(c["key"]) or {}).get("outcome")] for c in columns]
+        lines.append(f"| `{case.id}` | " + " | ".join(symbols) + " |")
+    sources = ", ".join(f"`{Path(p).name}`" for p in _expand(paths))
+    return (
+        f"# Measured matrix ({device})\n\n"
+        f"Generated on {_dt.date.today().isoformat()} by `python -m convbn_compat table` from "
+        f"{sources}. Each file was written by `CONVBN_TORCH_INDEX=default nox -s "
+        "tests-X.Y-cpu` on the project's 2-core x86_64 machine (PyPI's CUDA wheels, run on "
+        "the CPU). Files of one torch share a column (`tests-X.Y-cpu-stats.json`: the "
+        "`Stats-*` cases, added after the full run of that release, run with "
+        "`-- -k Stats`).\n\n" + "\n".join(lines) + "\n"
+    )
 
 
 def render_markdown(matrix: Matrix, diff: list[dict] | None) -> str:

@@ -193,3 +193,18 @@ def test_bad_baseline_names_the_file_and_overwrites_nothing(
     assert str(baseline) in err
     assert message in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_runs_of_one_column_merge_and_one_unfinished_run_leaves_it_incomplete(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    full = results_file(tmp_path / "a", "2.4", "2.4.1")
+    later = results_file(tmp_path / "b", "2.4", "2.4.1", complete=False)
+    data = json.loads(later.read_text())
+    data["cases"] = [dict(data["cases"][0], id="Stats-ConvOp-bias-Linear-bn-module")]
+    later.write_text(json.dumps(data))
+    matrix = build_matrix([full, later])
+    assert [c["key"] for c in matrix.columns] == ["2.4/cpu/cpu"]
+    assert matrix.columns[0]["complete"] is False
+    assert "2.4/cpu/cpu" in matrix.cells["Stats-ConvOp-bias-Linear-bn-module"]
+    assert len([r for r in matrix.cells.values() if "2.4/cpu/cpu" in r]) == 113
