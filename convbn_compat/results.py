@@ -20,6 +20,43 @@ __all__ = ["SCHEMA", "SCHEMA_VERSION", "ResultsWriter", "environment_info", "res
 SCHEMA = "convbn-compat/results"
 SCHEMA_VERSION = 1
 RECORD_KEY = "convbn_case"
+
+# The cells of one case: CPU, CUDA with TF32 off, CUDA with TF32 on.
+RUNS = (("cpu", False), ("cuda", False), ("cuda", True))
+
+
+def cell_id(case_id: str, device: str, tf32: bool) -> str:
+    """The pytest id of one cell: ``ConvOp-bias-Conv2d-bn-module-cuda-tf32``."""
+    return f"{case_id}-{device}{'-tf32' if tf32 else ''}"
+
+
+def parse_cell_id(param: str) -> tuple[str, str, bool] | None:
+    """(case id, device, tf32) from a cell's pytest id; None if it is not one."""
+    for device, tf32 in sorted(RUNS, key=lambda r: -r[1]):  # "-cuda-tf32" before "-cuda"
+        suffix = cell_id("", device, tf32)
+        if param.endswith(suffix):
+            return param[: -len(suffix)], device, tf32
+    return None
+
+
+def new_record(case, device: str, tf32: bool) -> dict:
+    """A cell's record before it runs: what is known of the case, nothing measured."""
+    return {
+        "id": case.id,
+        "subset": case.subset,
+        "device": device,
+        "tf32": tf32,
+        "outcome": None,
+        "expected_outcome": None,
+        "fire_count": None,
+        "expected_count": case.expected_fires,
+        "graph_rewrites": None,
+        "max_abs_error": None,
+        "seconds": 0.0,
+        "message": "",
+    }
+
+
 """The user_properties key a matrix test stores its case record under."""
 
 

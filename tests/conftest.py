@@ -61,45 +61,35 @@ class MatrixRecorder:
 
     def _crash_record(self, report: pytest.TestReport) -> dict | None:
         """The record of a case whose interpreter died (segfault, abort, kill)."""
-        parsed = _parse_param_id(report.nodeid)
-        if parsed is None:
+        if "test_conv_bn_eval[" not in report.nodeid:
             return None
-        case_id, device, tf32 = parsed
+        parsed = results.parse_cell_id(report.nodeid.rpartition("[")[2].rstrip("]"))
+        from convbn_compat import cases
+
+        # From the live list: a plugin may have added cases (tests/faults does).
+        case = next((c for c in cases.CASES if parsed and c.id == parsed[0]), None)
+        if case is None:
+            return None
+        _, device, tf32 = parsed
         worker = getattr(getattr(report, "node", None), "gateway", None)
         fatal = _fatal_error(getattr(worker, "id", None))
-        record = {
-            "id": case_id,
-            "device": device,
-            "tf32": tf32,
-            "outcome": "error",
-            "expected_outcome": None,
-            "fire_count": None,
-            "graph_rewrites": None,
-            "max_abs_error": None,
-            "seconds": None,
-            "message": "the interpreter died: "
+        import torch
+
+        from convbn_compat import expectations as exp
+
+        expected = exp.load().lookup(case.id, device, torch.__version__)
+        return dict(
+            results.new_record(case, device, tf32),
+            outcome="error",
+            expected_outcome=expected.outcome.value,
+            expectation_reason=expected.reason,
+            seconds=None,
+            message="the interpreter died: "
             + (
                 fatal
                 or "no fatal-signal report (killed by SIGKILL, e.g. the OOM killer, or exited)"
             ),
-        }
-        try:
-            import torch
-
-            from convbn_compat import expectations as exp
-            from convbn_compat.cases import get_case
-
-            case = get_case(case_id)
-            expected = exp.load().lookup(case_id, device, torch.__version__)
-            record.update(
-                subset=case.subset,
-                expected_count=case.expected_fires,
-                expected_outcome=expected.outcome.value,
-                expectation_reason=expected.reason,
-            )
-        except Exception:  # an unknown id still gets its error recorded
-            pass
-        return record
+        )
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.crash_dir:
@@ -157,21 +147,6 @@ def _share_cores(workers: int) -> None:
         # One compile at a time per worker, in the worker itself; the user's own
         # TORCHINDUCTOR_COMPILE_THREADS wins.
         os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
-
-
-def _parse_param_id(nodeid: str) -> tuple[str, str, bool] | None:
-    """(case id, device, tf32) from a matrix test's node id, as test_matrix names them."""
-    if "test_conv_bn_eval[" not in nodeid:
-        return None
-    param = nodeid.rpartition("[")[2].rstrip("]")
-    for suffix, device, tf32 in (
-        ("-cuda-tf32", "cuda", True),
-        ("-cuda", "cuda", False),
-        ("-cpu", "cpu", False),
-    ):
-        if param.endswith(suffix):
-            return param[: -len(suffix)], device, tf32
-    return None
 
 
 def _failure_line(report: pytest.TestReport) -> str:

@@ -15,37 +15,21 @@ torch = pytest.importorskip("torch")
 from convbn_compat import devices  # noqa: E402
 from convbn_compat.cases import CASES, run_case  # noqa: E402
 from convbn_compat.outcomes import Outcome  # noqa: E402
-from convbn_compat.results import RECORD_KEY  # noqa: E402
-
-RUNS = (("cpu", False), ("cuda", False), ("cuda", True))
+from convbn_compat.results import RECORD_KEY, RUNS, cell_id, new_record  # noqa: E402
 
 
 def _params():
     for device, tf32 in RUNS:
-        suffix = f"{device}-tf32" if tf32 else device
         for case in CASES:
             if device not in case.devices or (tf32 and case.dtype != "float32"):
                 continue
             marks = [pytest.mark.matrix, getattr(pytest.mark, case.subset)]
-            yield pytest.param(case, device, tf32, id=f"{case.id}-{suffix}", marks=marks)
+            yield pytest.param(case, device, tf32, id=cell_id(case.id, device, tf32), marks=marks)
 
 
 @pytest.mark.parametrize(("case", "device", "tf32"), list(_params()))
 def test_conv_bn_eval(case, device, tf32, expectations, cold_run, request):
-    record = {
-        "id": case.id,
-        "subset": case.subset,
-        "device": device,
-        "tf32": tf32,
-        "outcome": None,
-        "expected_outcome": None,
-        "fire_count": None,
-        "expected_count": case.expected_fires,
-        "graph_rewrites": None,
-        "max_abs_error": None,
-        "seconds": 0.0,
-        "message": "",
-    }
+    record = new_record(case, device, tf32)
     request.node.user_properties.append((RECORD_KEY, record))
     if device == "cuda":
         skip = None
