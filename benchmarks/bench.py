@@ -62,6 +62,12 @@ def _run(cmd, env=None, cwd=ROOT, check=True) -> tuple[float, str]:
     return seconds, proc.stdout
 
 
+def _install_only(envdir: Path, session: str, env: dict) -> float:
+    """Build ``session``'s environment under ``envdir`` the project's way; seconds taken."""
+    cmd = [sys.executable, "-m", "nox", "--envdir", envdir, "-s", session, "--install-only"]
+    return _run(cmd, env)[0]
+
+
 def _free_bytes(path: Path) -> int:
     return shutil.disk_usage(path).free
 
@@ -103,21 +109,14 @@ def bench_env(release, reps: int, scratch: Path) -> dict:
         # uv cold: a new, empty cache on the same disk, so hardlinks are possible.
         cache = scratch / f"uv-cache-{rep}"
         envdir = scratch / "envs"
-        before = _free_bytes(scratch)
-        s, _ = _run(
-            [sys.executable, "-m", "nox", "--envdir", envdir, "-s", session, "--install-only"],
-            {**common, "UV_CACHE_DIR": str(cache)},
-        )
+        s = _install_only(envdir, session, {**common, "UV_CACHE_DIR": str(cache)})
         out["uv_cold"].append(s)
         disk["uv_cold_cache"].append(_dir_bytes(cache))
         shutil.rmtree(envdir)
         shutil.rmtree(cache)
         # uv warm: the machine's cache, as every session after the first uses it.
         before = _free_bytes(scratch)
-        s, _ = _run(
-            [sys.executable, "-m", "nox", "--envdir", envdir, "-s", session, "--install-only"],
-            common,
-        )
+        s = _install_only(envdir, session, common)
         out["uv_warm"].append(s)
         disk["uv_env"].append(before - _free_bytes(scratch))
         shutil.rmtree(envdir)
@@ -166,7 +165,7 @@ def bench_suite(release, reps: int, scratch: Path) -> dict:
     session = release.session("cpu")
     envdir = scratch / "suite-envs"
     common = {"CONVBN_TORCH_INDEX": "default", "CONVBN_RESULTS_DIR": str(scratch / "res")}
-    _run([sys.executable, "-m", "nox", "--envdir", envdir, "-s", session, "--install-only"], common)
+    _install_only(envdir, session, common)
     py = envdir / session.replace(".", "-") / "bin" / "python"
     out = {k: [] for k in ("project_cold", "project_warm", "upstream_cold", "upstream_warm")}
     detail = {"project": [], "upstream": []}
@@ -363,19 +362,7 @@ def main(argv=None) -> int:
                 envdir = Path(raw["parts"]["suite"].pop("envdir"))
             else:
                 envdir = scratch / "suite-envs"
-                _run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "nox",
-                        "--envdir",
-                        envdir,
-                        "-s",
-                        release.session("cpu"),
-                        "--install-only",
-                    ],
-                    {"CONVBN_TORCH_INDEX": "default"},
-                )
+                _install_only(envdir, release.session("cpu"), {"CONVBN_TORCH_INDEX": "default"})
         if "rerun" in parts:
             print("rerun: one case with nox -R", flush=True)
             raw["parts"]["rerun"] = bench_rerun(release, args.reps, scratch, envdir)

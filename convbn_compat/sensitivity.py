@@ -296,7 +296,7 @@ def run(release: str, out: Path, pytest_args: list[str], only: list[str] | None 
         atomic_write_json(out, report)
         for mutation in chosen:
             mutated = apply(mutation, original)
-            row = dataclasses.asdict(mutation) | {"rewrites": None}
+            row = {"id": mutation.id, "fault_class": mutation.fault_class, "about": mutation.about}
             if mutated is None:
                 row["verdict"] = "not-applicable"
             else:
@@ -307,7 +307,6 @@ def run(release: str, out: Path, pytest_args: list[str], only: list[str] | None 
                     _replace(path, original)
                 row.update(ran)
                 row["verdict"] = _verdict(ran)
-            del row["rewrites"]
             report["mutations"].append(row)
             print(
                 f"  {mutation.id:28} {row['verdict']}"

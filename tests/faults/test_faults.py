@@ -33,7 +33,7 @@ def _env(results: Path) -> dict[str, str]:
     return env
 
 
-def _suite(results: Path, *args: str) -> list[str]:
+def _suite(*args: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -56,7 +56,7 @@ def _cases(results: Path) -> tuple[dict, dict[str, dict]]:
 def test_a_crashing_case_is_an_error_with_its_signal_and_the_others_still_run(tmp_path):
     select = f"Fault-segfault or Fault-abort or {CONTROL}"
     proc = subprocess.run(
-        _suite(tmp_path, "-k", select, "-n", "2"),
+        _suite("-k", select, "-n", "2"),
         env=_env(tmp_path),
         capture_output=True,
         text=True,
@@ -76,7 +76,7 @@ def test_a_crashing_case_is_an_error_with_its_signal_and_the_others_still_run(tm
 def test_a_hanging_case_is_stopped_by_the_timeout_and_recorded_as_error(tmp_path):
     started = time.monotonic()
     proc = subprocess.run(
-        _suite(tmp_path, "-k", f"Fault-hang or {CONTROL}", "-n", "0", "--timeout", "20"),
+        _suite("-k", f"Fault-hang or {CONTROL}", "-n", "0", "--timeout", "20"),
         env=_env(tmp_path),
         capture_output=True,
         text=True,
@@ -103,7 +103,7 @@ def _restore_default_signals():
 def test_an_interrupted_run_leaves_an_incomplete_results_file(sig, tmp_path):
     # Upstream cases, one process: slow enough that the signal lands mid-suite.
     proc = subprocess.Popen(
-        _suite(tmp_path, "-m", "upstream", "-k", "Conv1d and module", "-n", "0"),
+        _suite("-m", "upstream", "-k", "Conv1d and module", "-n", "0"),
         env=_env(tmp_path),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
