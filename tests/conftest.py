@@ -10,6 +10,7 @@ import faulthandler
 import json
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,45 @@ from convbn_compat import results
 from convbn_compat.releases import ConfigError
 
 RECORD_KEY = results.RECORD_KEY
+INTERRUPTED_KEY = "convbn_interrupted"
+
+
+class _Interrupt:
+    """Remembers that SIGINT arrived, even where its KeyboardInterrupt was swallowed.
+
+    Python raises KeyboardInterrupt wherever the main thread happens to be. When that is
+    a weakref finalizer or ``__del__`` (torch runs many during a compile), Python
+    reports it as "unraisable" and carries on, and pytest then fails whichever case was
+    running, with no message: on torch 2.15 a Ctrl-C mid-suite left a finished, "complete"
+    results file with one passing case marked failed, in 5 of 6 tries. So the handler
+    also sets a flag: the case it interrupted is not recorded, the session stops after
+    it, and the results file says incomplete.
+    """
+
+    received = False
+
+    @classmethod
+    def install(cls) -> None:
+        # Only over Python's default: a shell that started us with SIGINT ignored, or a
+        # user's own handler, is left as it is.
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, cls._handle)
+
+    @classmethod
+    def _handle(cls, signum, frame):
+        cls.received = True
+        raise KeyboardInterrupt
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if _Interrupt.received:
+        # Runs where the case ran (an xdist worker or the only process): the report
+        # carries the mark to the controller, which leaves the case out.
+        report.user_properties.append((INTERRUPTED_KEY, True))
+        item.session.shouldstop = "interrupted (SIGINT)"
+    return report
 
 
 class MatrixRecorder:
@@ -28,6 +68,7 @@ class MatrixRecorder:
         self.name = name
         self.crash_dir = crash_dir
         self.writer: results.ResultsWriter | None = None
+        self.interrupted = False
 
     def _writer(self) -> results.ResultsWriter:
         if self.writer is None:
@@ -45,7 +86,12 @@ class MatrixRecorder:
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        record = dict(report.user_properties).get(RECORD_KEY)
+        properties = dict(report.user_properties)
+        if properties.get(INTERRUPTED_KEY):
+            # Its verdict may be the interrupt's, not torch's: leave the case out.
+            self.interrupted = True
+            return
+        record = properties.get(RECORD_KEY)
         if record is None and report.failed and report.when == "???":
             record = self._crash_record(report)  # pytest-xdist: the worker died
         elif record is None or report.when != "call":
@@ -95,7 +141,12 @@ class MatrixRecorder:
         if self.crash_dir:
             shutil.rmtree(self.crash_dir, ignore_errors=True)
         if self.writer is not None:
-            interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
+            interrupted = (
+                exitstatus == pytest.ExitCode.INTERRUPTED
+                or bool(session.shouldstop)
+                or self.interrupted
+                or _Interrupt.received
+            )
             self.writer.finish(complete=not interrupted, exitstatus=int(exitstatus))
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
@@ -109,6 +160,8 @@ class MatrixRecorder:
         terminalreporter.write_sep("-", "convbn-compat matrix")
         terminalreporter.write_line(f"torch {self.writer.data['environment']['torch']}: {summary}")
         terminalreporter.write_line(f"results: {self.writer.path}")
+        if self.interrupted or _Interrupt.received:
+            terminalreporter.write_line("interrupted: the results file is marked incomplete")
 
 
 CRASH_DIR_ENV = "CONVBN_CRASH_DIR"
@@ -195,6 +248,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(trylast=True)  # after pytest's own faulthandler plugin
 def pytest_configure(config: pytest.Config) -> None:
+    _Interrupt.install()
     if hasattr(config, "workerinput"):  # an xdist worker: the controller records
         threads = os.environ.get(WORKER_THREADS_ENV)
         if threads:
