@@ -10,6 +10,11 @@ machine, `--reps` times, and reports medians and the ratio of medians:
           the machine's cores) against upstream's loop (benchmarks/upstream_loop.py: one
           process, sequential), each cold (empty compile cache) and warm (cache kept)
   rerun   one case rerun with `nox -R` (the environment reused, nothing installed)
+  matrix  the whole CPU matrix: every release's full CPU suite, one release after
+          another, each cold then warm, its environment removed before the next; how
+          the total grows with the number of releases. Once (`--reps` does not apply:
+          one pass over 14 releases takes about an hour and a half on 2 cores); each
+          release's row is saved as it finishes (`<scratch>/matrix-progress.json`)
 
 It appends a dated record to docs/benchmarks.md (`--record`) and writes the raw numbers
 as JSON next to it. Torch comes from the default index (CONVBN_TORCH_INDEX=default).
@@ -213,6 +218,68 @@ def bench_suite(release, reps: int, scratch: Path) -> dict:
     return {"seconds": out, "detail": detail, "envdir": str(envdir)}
 
 
+MATRIX_PROGRESS = "matrix-progress.json"
+
+
+def bench_matrix(releases, scratch: Path, progress: Path) -> dict:
+    """Every release's CPU suite, one after another, cold then warm."""
+    common = {"CONVBN_TORCH_INDEX": "default", "CONVBN_RESULTS_DIR": str(scratch / "res")}
+    rows = []
+    for release in releases:
+        session = release.session("cpu")
+        envdir = scratch / "matrix-envs"
+        cache = scratch / "inductor-matrix"
+        row = {"release": release.key, "torch": release.torch}
+        row["env"] = round(_install_only(envdir, session, common), 1)
+        py = envdir / session.replace(".", "-") / "bin" / "python"
+        for temp in ("cold", "warm"):
+            name = f"bench-matrix-{release.key}-{temp}"
+            env = {
+                **common,
+                "TORCHINDUCTOR_CACHE_DIR": str(cache),
+                "CONVBN_SESSION": name,
+                "PYTHONPATH": str(ROOT),
+            }
+            cmd = [py, "-m", "pytest", "tests/test_matrix.py", "--convbn-devices=cpu",
+                   "-n", "auto", "-q", "-p", "no:cacheprovider"]  # fmt: skip
+            seconds, _ = _run(cmd, env, check=False)
+            data = json.loads((scratch / "res" / f"{name}.json").read_text())
+            row[temp] = round(seconds, 1)
+            row[f"{temp}_outcomes"] = _count(c["outcome"] for c in data["cases"])
+            row[f"{temp}_complete"] = data["complete"]
+        shutil.rmtree(envdir)
+        shutil.rmtree(cache)
+        rows.append(row)
+        progress.write_text(json.dumps(rows, indent=1) + "\n")
+        print(
+            f"  matrix {release.key}: env {row['env']} s, cold {row['cold']} s, "
+            f"warm {row['warm']} s",
+            flush=True,
+        )
+    return {"rows": rows}
+
+
+def matrix_totals(rows: list[dict]) -> dict:
+    """Running totals, release by release, and the mean cost each release adds."""
+    cumulative, total = [], 0.0
+    for row in rows:
+        total += row["env"] + row["cold"] + row["warm"]
+        cumulative.append(round(total, 1))
+    n = len(rows) or 1
+    return {
+        "releases": len(rows),
+        "env": round(sum(r["env"] for r in rows), 1),
+        "cold": round(sum(r["cold"] for r in rows), 1),
+        "warm": round(sum(r["warm"] for r in rows), 1),
+        "cumulative": cumulative,
+        "per_release_cold": round(sum(r["cold"] for r in rows) / n, 1),
+        "per_release_warm": round(sum(r["warm"] for r in rows) / n, 1),
+        "warm_over_cold": round(
+            sum(r["warm"] for r in rows) / max(sum(r["cold"] for r in rows), 1e-9), 3
+        ),
+    }
+
+
 def _count(items) -> dict:
     counts: dict = {}
     for item in items:
@@ -235,7 +302,9 @@ def bench_rerun(release, reps: int, scratch: Path, envdir: Path) -> dict:
 
 
 def summarize(raw: dict) -> dict:
-    med = {k: _median(v) for part in raw["parts"].values() for k, v in part["seconds"].items()}
+    med = {
+        k: _median(v) for part in raw["parts"].values() for k, v in part.get("seconds", {}).items()
+    }
     ratios = {}
     if "project_cold" in med:
         ratios["suite_cold_ratio"] = round(med["project_cold"] / med["upstream_cold"], 3)
@@ -247,7 +316,10 @@ def summarize(raw: dict) -> dict:
         ratios["env_cold_speedup_vs_pip"] = round(med["pip_cold"] / med["uv_cold"], 1)
     if "rerun" in med:
         ratios["rerun_seconds"] = med["rerun"]
-    return {"medians": med, "ratios": ratios}
+    summary = {"medians": med, "ratios": ratios}
+    if "matrix" in raw["parts"]:
+        summary["matrix"] = matrix_totals(raw["parts"]["matrix"]["rows"])
+    return summary
 
 
 def _verdict(name: str, value: float) -> str:
@@ -263,19 +335,23 @@ def _verdict(name: str, value: float) -> str:
 
 def record_markdown(raw: dict, summary: dict) -> str:
     med, ratios = summary["medians"], summary["ratios"]
+    if set(raw["parts"]) == {"matrix"}:
+        title = f"the whole CPU matrix ({len(raw['parts']['matrix']['rows'])} releases), once"
+    else:
+        title = f"torch {raw['torch']} (release {raw['release']}), {raw['reps']} runs each, medians"
     lines = [
-        f"## {raw['date']}: torch {raw['torch']} (release {raw['release']}), "
-        f"{raw['reps']} runs each, medians",
+        f"## {raw['date']}: {title}",
         "",
         f"Machine: {raw['machine']}. Command: `{raw['command']}`.",
         "",
-        "| measurement | median (s) | runs (s) |",
-        "|---|---|---|",
     ]
+    if med:
+        lines += ["| measurement | median (s) | runs (s) |", "|---|---|---|"]
     for part in raw["parts"].values():
-        for k, v in part["seconds"].items():
+        for k, v in part.get("seconds", {}).items():
             lines.append(f"| {k} | {med[k]} | {', '.join(f'{x:.1f}' for x in v)} |")
-    lines += ["", "| ratio or target | value | verdict |", "|---|---|---|"]
+    if ratios:
+        lines += ["", "| ratio or target | value | verdict |", "|---|---|---|"]
     for k, v in ratios.items():
         lines.append(f"| {k} | {v} | {_verdict(k, v) if k in TARGETS else 'reported'} |")
     if "env" in raw["parts"]:
@@ -303,7 +379,38 @@ def record_markdown(raw: dict, summary: dict) -> str:
                     f"{r['case_seconds']} | {r.get('import_seconds', '')} | "
                     f"{r['outcomes']} |"
                 )
+    if "matrix" in raw["parts"]:
+        lines += _matrix_markdown(raw["parts"]["matrix"]["rows"], summary["matrix"])
     return "\n".join(lines) + "\n"
+
+
+def _matrix_markdown(rows: list[dict], totals: dict) -> list[str]:
+    lines = [
+        "",
+        "The whole CPU matrix, one pass (each release's full CPU suite, pytest-xdist over "
+        "the cores; env = building its environment from uv's cache):",
+        "",
+        "| release | torch | env s | cold s | warm s | warm/cold | running total s | "
+        "outcomes (cold) | warm same |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row, running in zip(rows, totals["cumulative"]):
+        same = row["cold_outcomes"] == row["warm_outcomes"]
+        if not (row["cold_complete"] and row["warm_complete"]):
+            same = "incomplete"
+        lines.append(
+            f"| {row['release']} | {row['torch']} | {row['env']} | {row['cold']} | "
+            f"{row['warm']} | {row['warm'] / row['cold']:.2f} | {running} | "
+            f"{row['cold_outcomes']} | {same} |"
+        )
+    lines += [
+        "",
+        f"Totals for {totals['releases']} releases: environments {totals['env']} s, cold "
+        f"{totals['cold']} s, warm {totals['warm']} s (warm/cold {totals['warm_over_cold']}). "
+        f"Each release adds its own time: {totals['per_release_cold']} s cold and "
+        f"{totals['per_release_warm']} s warm on average.",
+    ]
+    return lines
 
 
 def _gb(n: float) -> str:
@@ -321,7 +428,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--parts",
         default="env,suite,rerun",
-        help="comma-separated: env, suite, rerun (default: all)",
+        help="comma-separated: env, suite, rerun, matrix (default: env,suite,rerun)",
+    )
+    parser.add_argument(
+        "--releases",
+        help="comma-separated releases for the matrix part (default: every release but nightly)",
     )
     parser.add_argument("--record", type=Path, help="append the record to this Markdown file")
     parser.add_argument(
@@ -332,9 +443,15 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = set(parts) - {"env", "suite", "rerun"}
+    unknown = set(parts) - {"env", "suite", "rerun", "matrix"}
     if unknown:
-        parser.error(f"unknown part(s) {sorted(unknown)}; choose from env, suite, rerun")
+        parser.error(f"unknown part(s) {sorted(unknown)}; choose from env, suite, rerun, matrix")
+    keys = [k.strip() for k in (args.releases or "").split(",") if k.strip()] or [
+        k for k, r in RELEASES.items() if not r.is_nightly
+    ]
+    bad = [k for k in keys if k not in RELEASES]
+    if bad:
+        parser.error(f"--releases: unknown {bad}; choose from {', '.join(RELEASES)}")
     if args.reps < 1:
         parser.error("--reps must be at least 1")
     release = RELEASES[args.release]
@@ -366,6 +483,12 @@ def main(argv=None) -> int:
         if "rerun" in parts:
             print("rerun: one case with nox -R", flush=True)
             raw["parts"]["rerun"] = bench_rerun(release, args.reps, scratch, envdir)
+            shutil.rmtree(envdir, ignore_errors=True)
+        if "matrix" in parts:
+            print(f"matrix: {len(keys)} releases, cold then warm, one by one", flush=True)
+            raw["parts"]["matrix"] = bench_matrix(
+                [RELEASES[k] for k in keys], scratch, args.scratch / MATRIX_PROGRESS
+            )
     summary = summarize(raw)
     raw.update(summary)
     text = record_markdown(raw, summary)
