@@ -13,7 +13,7 @@ machine, `--reps` times, and reports medians and the ratio of medians:
   matrix  the whole CPU matrix: every release's full CPU suite, one release after
           another, each cold then warm, its environment removed before the next; how
           the total grows with the number of releases. Once (`--reps` does not apply:
-          one pass over 14 releases takes about an hour and a half on 2 cores); each
+          one pass over 14 releases took 77 minutes on 2 cores); each
           release's row is saved as it finishes (`<scratch>/matrix-progress.json`)
 
 It appends a dated record to docs/benchmarks.md (`--record`) and writes the raw numbers
@@ -165,6 +165,12 @@ def _dir_bytes(path: Path) -> int:
     return total
 
 
+def _suite_cmd(py: Path, *select: str) -> list:
+    """The project's CPU suite in environment ``py``, over every core (pytest-xdist)."""
+    return [py, "-m", "pytest", "tests/test_matrix.py", *select, "--convbn-devices=cpu",
+            "-n", "auto", "-q", "-p", "no:cacheprovider"]  # fmt: skip
+
+
 def bench_suite(release, reps: int, scratch: Path) -> dict:
     """112 upstream CPU cases: the project's session vs upstream's sequential loop."""
     session = release.session("cpu")
@@ -185,23 +191,7 @@ def bench_suite(release, reps: int, scratch: Path) -> dict:
             }
             for temp in ("cold", "warm"):
                 if side == "project":
-                    s, _ = _run(
-                        [
-                            py,
-                            "-m",
-                            "pytest",
-                            "tests/test_matrix.py",
-                            "-m",
-                            "upstream",
-                            "--convbn-devices=cpu",
-                            "-n",
-                            "auto",
-                            "-q",
-                            "-p",
-                            "no:cacheprovider",
-                        ],
-                        env,
-                    )
+                    s, _ = _run(_suite_cmd(py, "-m", "upstream"), env)
                     data = json.loads((scratch / "res" / "bench-project.json").read_text())
                     info = {
                         "case_seconds": round(sum(c["seconds"] for c in data["cases"]), 1),
@@ -240,9 +230,7 @@ def bench_matrix(releases, scratch: Path, progress: Path) -> dict:
                 "CONVBN_SESSION": name,
                 "PYTHONPATH": str(ROOT),
             }
-            cmd = [py, "-m", "pytest", "tests/test_matrix.py", "--convbn-devices=cpu",
-                   "-n", "auto", "-q", "-p", "no:cacheprovider"]  # fmt: skip
-            seconds, _ = _run(cmd, env, check=False)
+            seconds, _ = _run(_suite_cmd(py), env, check=False)
             data = json.loads((scratch / "res" / f"{name}.json").read_text())
             row[temp] = round(seconds, 1)
             row[f"{temp}_outcomes"] = _count(c["outcome"] for c in data["cases"])
@@ -266,17 +254,16 @@ def matrix_totals(rows: list[dict]) -> dict:
         total += row["env"] + row["cold"] + row["warm"]
         cumulative.append(round(total, 1))
     n = len(rows) or 1
+    env, cold, warm = (sum(r[k] for r in rows) for k in ("env", "cold", "warm"))
     return {
         "releases": len(rows),
-        "env": round(sum(r["env"] for r in rows), 1),
-        "cold": round(sum(r["cold"] for r in rows), 1),
-        "warm": round(sum(r["warm"] for r in rows), 1),
+        "env": round(env, 1),
+        "cold": round(cold, 1),
+        "warm": round(warm, 1),
         "cumulative": cumulative,
-        "per_release_cold": round(sum(r["cold"] for r in rows) / n, 1),
-        "per_release_warm": round(sum(r["warm"] for r in rows) / n, 1),
-        "warm_over_cold": round(
-            sum(r["warm"] for r in rows) / max(sum(r["cold"] for r in rows), 1e-9), 3
-        ),
+        "per_release_cold": round(cold / n, 1),
+        "per_release_warm": round(warm / n, 1),
+        "warm_over_cold": round(warm / max(cold, 1e-9), 3),
     }
 
 
@@ -483,7 +470,6 @@ def main(argv=None) -> int:
         if "rerun" in parts:
             print("rerun: one case with nox -R", flush=True)
             raw["parts"]["rerun"] = bench_rerun(release, args.reps, scratch, envdir)
-            shutil.rmtree(envdir, ignore_errors=True)
         if "matrix" in parts:
             print(f"matrix: {len(keys)} releases, cold then warm, one by one", flush=True)
             raw["parts"]["matrix"] = bench_matrix(
