@@ -171,6 +171,7 @@ def _prepare(session: nox.Session, release: Release, flavour: str) -> dict[str, 
             "install " + shlex.join(project_args),
         ],
         "backend": session.venv_backend,
+        "compile_bytecode": True,
     }
     _install(session, release, index, torch_args, project_args, record)
     return {
@@ -282,6 +283,12 @@ def _install(
     # unreachable index fails the session in bounded time instead of hanging it.
     timeout = os.environ.get("CONVBN_INDEX_TIMEOUT", "30")
     net = {
+        # Compile every module to bytecode once, at install. uv does not by default, and
+        # where PYTHONDONTWRITEBYTECODE is set (many images and CI runners) no process
+        # ever writes a .pyc, so each one (pytest, every xdist and compile worker, each
+        # rerun) compiled torch's sources again: importing torch 2.15 took 13.3 s without
+        # bytecode and 5.1-6.1 s with it, for 8.5 s more at install (docs/benchmarks.md).
+        "UV_COMPILE_BYTECODE": "1",
         "UV_HTTP_TIMEOUT": timeout,
         "UV_HTTP_RETRIES": "2",
         "PIP_TIMEOUT": timeout,
