@@ -5,6 +5,7 @@
     nox -t cpu                     every release, CPU wheels
     nox -t 2.4                     both flavours of one release
     nox -s tests-2.4-cpu -- -k Conv2d    arguments after -- go to pytest
+    nox -s fuzz-2.15-cpu -- --minutes 10 search generated models for bugs of the pass
 
 CONVBN_TORCH_INDEX=<url>|default picks where torch comes from (see README).
 """
@@ -50,7 +51,30 @@ def _register_matrix() -> None:
     for release in RELEASES.values():
         for flavour in FLAVOURS:
             _register_cell(release, flavour)
+            _register_fuzz(release, flavour)
         _register_sensitivity(release)
+
+
+def _register_fuzz(release: Release, flavour: str) -> None:
+    what = "the newest nightly" if release.is_nightly else f"torch {release.torch}"
+    where = (
+        "its CPU wheel, on the CPU" if flavour == "cpu" else f"its {release.cuda} wheel, on the GPU"
+    )
+
+    def session(session: nox.Session) -> None:
+        env = _prepare(session, release, flavour)
+        try:
+            _fuzz(session, "cpu" if flavour == "cpu" else "cuda", env)
+        finally:
+            _maybe_discard(session)
+
+    session.__doc__ = f"Search generated models for bugs of {what}'s pass, from {where}."
+    nox.session(
+        name=f"fuzz-{release.key}-{flavour}",
+        python=release.python,
+        tags=["fuzz"],
+        default=False,
+    )(session)
 
 
 def _register_sensitivity(release: Release) -> None:
@@ -88,6 +112,30 @@ def tests_installed(session: nox.Session) -> None:
     """Test the torch installed in the running environment, installing nothing."""
     session.run("python", "-m", "convbn_compat", "env", env=_pythonpath())
     _pytest(session, session.name, ["cpu", "cuda"], env=_pythonpath())
+
+
+@nox.session(name="fuzz-installed", python=False, tags=["installed"], default=False)
+def fuzz_installed(session: nox.Session) -> None:
+    """Search generated models for bugs of the installed torch's pass (-- --device cuda)."""
+    session.run("python", "-m", "convbn_compat", "env", env=_pythonpath())
+    _fuzz(session, "cpu", _pythonpath())  # the posargs' --device wins
+
+
+def _fuzz(session: nox.Session, device: str, env: dict[str, str]) -> None:
+    posargs = list(session.posargs)
+    if "--device" not in posargs:
+        posargs = ["--device", device, *posargs]
+    session.run(
+        "python",
+        "-m",
+        "convbn_compat.fuzz",
+        "--run",
+        session.name,
+        "--out",
+        str(_results_dir() / f"{session.name}.json"),
+        *posargs,
+        env=env,
+    )
 
 
 @nox.session(python="3.11", tags=["unit"])
@@ -309,7 +357,8 @@ def _install(
         session.install(*project_args, env=net)
     except nox.command.CommandFailed:
         session.error(
-            "could not install the harness (-e .[test]); the installer's message is above"
+            f"could not install the harness ({shlex.join(project_args)}); the installer's "
+            "message is above"
         )
     try:
         session.run(*check, env=_pythonpath(), silent=True)
@@ -401,12 +450,12 @@ def _check_input(argv: list[str]) -> None:
     problems = []
     known = set(nox.registry.get())
     for name in _requested_sessions(argv):
-        if name in known or not name.startswith(("tests-", "sensitivity-")):
+        if name in known or not name.startswith(("tests-", "sensitivity-", "fuzz-")):
             continue  # nox reports other unknown names itself
         if name.startswith("sensitivity-"):
             key, flavour = name.removeprefix("sensitivity-"), "cpu"
         else:
-            key, _, flavour = name.removeprefix("tests-").rpartition("-")
+            key, _, flavour = name.partition("-")[2].rpartition("-")
         if key not in RELEASES:
             problems.append(
                 f"unknown release {key!r} in session {name!r}; releases: {', '.join(RELEASES)}"

@@ -60,6 +60,9 @@ EXPECTED_FIRES = {"ConvOp": 1, "MultiUserConvOp": 3}
 
 UPSTREAM = "upstream"
 EXTENDED = "extended"
+FOUND = "found"
+"""Bugs the generator found (``nox -s fuzz-X.Y-cpu``), kept as cases of the matrix."""
+GENERATED = "generated"
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ class Case:
     devices: tuple[str, ...] = ("cpu", "cuda")
     links: tuple[str, ...] = ()
     about: str = ""
+    example: str | None = None
+    """A generated example's id (``Gen-...``): the case is that example, run and judged
+    by the generator's oracle (``genrunner``), pass off as well as on."""
 
 
 def _upstream_model(module: str, bias: bool, layer: str, random_bn: bool = False):
@@ -284,26 +290,108 @@ def _extended_cases() -> tuple[Case, ...]:
     return tuple(cases)
 
 
+def generated_case(example_id: str, subset: str = GENERATED, about: str = "", links=()) -> Case:
+    """The case of a generated example: its id is the example's id."""
+    from .generated import Example
+
+    ex = Example.from_id(example_id)
+    return Case(
+        ex.id,
+        ex.expected_fires,
+        build=None,  # genrunner builds it from the example
+        subset=subset,
+        graph="decomposed" if ex.call == "decomposed" else "module",
+        pass_enabled=ex.control != "flagoff",
+        train=ex.control == "train",
+        dtype=ex.dtype,
+        channels_last=ex.channels_last,
+        devices=ex.devices,
+        links=tuple(links),
+        about=about,
+        example=ex.id,
+    )
+
+
+# Minimal examples of the bugs the generator found: one per cause and per path of the
+# pass (module patterns, functional patterns from 2.5, aten patterns from 2.4), since
+# each path has its own release range. Causes and ranges: expectations.toml.
+_FOUND = (
+    (
+        "Gen-ConvTranspose1d-module-c2x2-k1-g2-x1x2x1",
+        "ConvTranspose with groups > 1: the fold scales the weight along the wrong dim",
+        (),
+    ),
+    (
+        "Gen-ConvTranspose1d-fpos-c2x2-k1-g2-x1x2x1",
+        "F.conv_transpose1d with groups > 1, then F.batch_norm",
+        (),
+    ),
+    (
+        "Gen-ConvTranspose1d-decomposed-c2x2-k1-g2-x1x2x1",
+        "ConvTranspose with groups > 1, traced to a pre-dispatch graph",
+        (),
+    ),
+    (
+        "Gen-Linear-module-c1x2-x1x2x1",
+        "Linear on a 3-D input, BatchNorm1d over dim 1: folded along the features instead",
+        (),
+    ),
+    (
+        "Gen-Linear-fpos-c1x2-x1x2x1",
+        "F.linear on a 3-D input, then F.batch_norm over dim 1",
+        (),
+    ),
+    (
+        "Gen-Linear-decomposed-c1x2-x1x2x1",
+        "Linear on a 3-D input, traced to a pre-dispatch graph",
+        (),
+    ),
+    (
+        "Gen-Conv2d-fallkw-c1x1-k1-x1x1x1x1",
+        "F.conv2d(input=x, weight=w, ...) with every argument by keyword",
+        ("https://github.com/pytorch/pytorch/issues/196165",),
+    ),
+    (
+        "Gen-Linear-fkw-c1x1-x1x1",
+        "F.linear(x, w, bias=b): the bias passed by keyword",
+        ("https://github.com/pytorch/pytorch/issues/196165",),
+    ),
+    (
+        "Gen-Conv1d-fkw-c2x2-k1-g2-x1x2x1",
+        "F.conv1d(x, w, bias=b, groups=2): groups passed by keyword",
+        ("https://github.com/pytorch/pytorch/issues/196165",),
+    ),
+)
+
+
 UPSTREAM_CASES = _upstream_cases()
 EXTENDED_CASES = _extended_cases()
-CASES: tuple[Case, ...] = UPSTREAM_CASES + EXTENDED_CASES
+FOUND_CASES = tuple(generated_case(i, FOUND, about, links) for i, about, links in _FOUND)
+CASES: tuple[Case, ...] = UPSTREAM_CASES + EXTENDED_CASES + FOUND_CASES
 _BY_ID = {c.id: c for c in CASES}
 
 
 def get_case(case_id: str) -> Case:
     from .releases import ConfigError
 
-    try:
+    if case_id in _BY_ID:
         return _BY_ID[case_id]
-    except KeyError:
-        close = [c for c in _BY_ID if case_id.lower() in c.lower()][:5]
-        hint = f"; did you mean {', '.join(close)}" if close else ""
-        raise ConfigError(
-            f"no case {case_id!r}{hint}. Upstream ids look like "
-            f"ConvOp-bias-Conv2d-bn-module: module {'|'.join(MODULES)}, bias|nobias, layer "
-            f"{'|'.join(LAYERS)}, bn|syncbn, module|decomposed; `python -m convbn_compat "
-            "cases` lists them all"
-        ) from None
+    from .generated import PREFIX, IdError
+
+    if case_id.startswith(PREFIX + "-"):
+        try:  # any generated example, found by `fuzz` or written by hand
+            return generated_case(case_id)
+        except IdError as exc:
+            raise ConfigError(str(exc)) from None
+    close = [c for c in _BY_ID if case_id.lower() in c.lower()][:5]
+    hint = f"; did you mean {', '.join(close)}" if close else ""
+    raise ConfigError(
+        f"no case {case_id!r}{hint}. Upstream ids look like "
+        f"ConvOp-bias-Conv2d-bn-module: module {'|'.join(MODULES)}, bias|nobias, layer "
+        f"{'|'.join(LAYERS)}, bn|syncbn, module|decomposed; `python -m convbn_compat "
+        "cases` lists them all; generated examples look like "
+        "Gen-Conv2d-module-c4x8-k3-x2x4x7x7"
+    )
 
 
 @dataclass(frozen=True)
@@ -335,6 +423,9 @@ class CaseResult:
     seconds: float
     message: str = ""
     warnings: list[str] = field(default_factory=list)
+    blame: str | None = None
+    """Generated examples only: the oracle's blame (outcomes.Blame)."""
+    fire_count_pass_off: int | None = None
 
 
 def _max_abs_error(actual, expected) -> float:
@@ -397,8 +488,32 @@ def _compare(actual, expected, tol: Tolerance, reference=None) -> tuple[bool, fl
     return True, err, ""
 
 
+def _run_generated(case: Case, device: str) -> CaseResult:
+    from .generated import Example
+    from .genrunner import judge
+
+    v = judge(Example.from_id(case.example), device)
+    return CaseResult(
+        case.id,
+        device,
+        False,
+        v.outcome,
+        v.fires,
+        v.expected_fires,
+        v.graph_rewrites,
+        v.max_abs_error,
+        v.seconds,
+        v.message + (f" (pass off: {v.message_off})" if v.message_off else ""),
+        v.warnings,
+        blame=v.blame.value,
+        fire_count_pass_off=v.fires_off,
+    )
+
+
 def run_case(case: Case, device: str = "cpu", *, tf32: bool = False, seed: int = 0) -> CaseResult:
     """Run one case and classify it; never raises for a failure of the pass."""
+    if case.example:
+        return _run_generated(case, device)
     import torch
     from torch import nn
 

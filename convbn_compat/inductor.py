@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from .outcomes import Unsupported
 
-__all__ = ["FireCount", "count_fires", "pass_enabled", "reset_compiler"]
+__all__ = ["FireCount", "count_fires", "freezing", "pass_enabled", "reset_compiler"]
 
 PASS_FLAG = "efficient_conv_bn_eval_fx_passes"
 COUNTER_GROUP = "inductor"
@@ -41,6 +41,14 @@ def pass_enabled(enabled: bool = True) -> Iterator[None]:
         # depend on it: "early" runs the passes on every compile.
         patch["pre_grad_pass_timing"] = "early"
     with config.patch(patch):
+        yield
+
+
+@contextlib.contextmanager
+def freezing(enabled: bool = True) -> Iterator[None]:
+    """Inductor's freezing (constant-folds parameters for inference) for the block. The
+    pass checks ``not config.freezing`` before it rewrites anything, in every release."""
+    with _inductor_config().patch({"freezing": enabled}):
         yield
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Outcome", "Unsupported"]
+__all__ = ["Blame", "Outcome", "Unsupported"]
 
 
 class Outcome(str, enum.Enum):
@@ -30,6 +30,22 @@ class Outcome(str, enum.Enum):
             raise ValueError(
                 f"unknown outcome {text!r}; choose one of: {', '.join(o.value for o in cls)}"
             ) from None
+
+
+class Blame(str, enum.Enum):
+    """Whose fault a generated example's failure is: the oracle's verdict."""
+
+    PASS = "pass"
+    """Wrong or failing with the pass on, right with the same compile and the pass off."""
+    NOT_PASS = "not-pass"
+    """Wrong or failing with the pass off too: Inductor's or BatchNorm's own bug."""
+    NONE = "none"
+    """Right with the pass on: nothing to blame (fused or not)."""
+    INVALID = "invalid"
+    """Eager itself refused the model: not a test of the pass at all."""
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class Unsupported(Exception):

@@ -135,17 +135,83 @@ def install_commands(release: Release, flavour: str) -> list[str]:
     ]
 
 
+# The modules a generated example's reproducer carries, verbatim: the oracle that the
+# fuzz sessions and the matrix run, and the shim it speaks through. All need only torch.
+_EMBEDDED = ("outcomes", "devices", "inductor", "tracing", "generated", "cases", "genrunner")
+
+_GENERATED_MAIN = """
+import importlib.abc
+import importlib.util
+import sys
+
+
+class _Embedded(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    \"\"\"Serves the convbn_compat modules embedded above, so the script needs only torch.\"\"\"
+
+    def find_spec(self, name, path=None, target=None):
+        if name in _SOURCES:
+            return importlib.util.spec_from_loader(name, self, is_package=name == "convbn_compat")
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        code = compile(_SOURCES[module.__name__], "<embedded " + module.__name__ + ">", "exec")
+        exec(code, module.__dict__)
+
+
+sys.meta_path.insert(0, _Embedded())
+
+if __name__ == "__main__":
+    import torch
+
+    from convbn_compat.generated import Example
+    from convbn_compat.genrunner import build, judge
+
+    example = Example.from_id(EXAMPLE)
+    print("torch", torch.__version__)
+    print("model:", build(example)[0])
+    print("input shape:", example.input_shape)
+    verdict = judge(example, DEVICE)
+    print("pass on: fired", verdict.fires, "time(s), expected", verdict.expected_fires)
+    if verdict.message_off:
+        print("pass off:", verdict.message_off, "- fired", verdict.fires_off, "time(s)")
+    print("BLAME:", verdict.blame.value)
+    print("OUTCOME:", verdict.outcome.value, "-", verdict.message or "output equals eager")
+"""
+
+
+def _generated_body(case: Case, device: str) -> str:
+    sources = {"convbn_compat": ""}
+    for name in _EMBEDDED:
+        # Read, not imported: writing a reproducer needs no torch.
+        path = Path(__file__).with_name(f"{name}.py")
+        sources[f"convbn_compat.{name}"] = path.read_text(encoding="utf-8")
+    lines = [
+        f"EXAMPLE = {case.example!r}",
+        f"DEVICE = {device!r}",
+        "# The convbn-compat modules that build and judge the example, verbatim: this script",
+        "# runs exactly the checks of `nox -s fuzz-X.Y-cpu` and of the matrix.",
+        "_SOURCES = {",
+        *(f"    {name!r}: {text!r}," for name, text in sources.items()),
+        "}",
+    ]
+    return "\n".join(lines) + "\n" + _GENERATED_MAIN
+
+
 def repro_script(
     case_id: str, device: str = "cpu", release: str | None = None, tf32: bool = False
 ) -> str:
     case = get_case(case_id)
     if device not in case.devices:
         raise ConfigError(f"{case_id} runs on {', '.join(case.devices)}, not {device}")
+    if tf32 and case.example:
+        raise ConfigError(f"{case_id} is a generated example; they run with TF32 off")
     flavour = "cuda" if device == "cuda" else "cpu"
     rel = (
         get_release(release) if release else get_release([k for k in RELEASES if k != NIGHTLY][-1])
     )
-    src, call = _builder_source(case)
     params = dict(
         device=device,
         expected_fires=case.expected_fires,
@@ -169,6 +235,9 @@ def repro_script(
     header.append(f"# Environment for torch {rel.torch or 'nightly'} ({flavour} wheel):")
     header += [f"#   {c}" for c in install_commands(rel, flavour)]
     header += [f"#   python {Path(case.id + '.py')}", ""]
+    if case.example:
+        return "\n".join(header) + "\n" + _generated_body(case, device)
+    src, call = _builder_source(case)
     body = f"""import copy
 
 import torch

@@ -1,7 +1,7 @@
 import pytest
 
 from convbn_compat import expectations as exp
-from convbn_compat.cases import CASES, EXTENDED_CASES, UPSTREAM_CASES, get_case
+from convbn_compat.cases import CASES, EXTENDED_CASES, FOUND_CASES, UPSTREAM_CASES, get_case
 from convbn_compat.outcomes import Outcome
 from convbn_compat.releases import ConfigError
 
@@ -27,7 +27,10 @@ def test_case_list_is_upstreams_product_plus_extended():
     assert {c.subset for c in EXTENDED_CASES} == {"extended"}
     assert len({c.id for c in CASES}) == len(CASES)
     assert CASES[0].id == "ConvOp-bias-Linear-bn-module"
-    assert CASES[-1].id.startswith("Bug")
+    assert EXTENDED_CASES[-1].id.startswith("Bug")
+    # The generator's findings come last, each its own minimal example.
+    assert CASES[len(UPSTREAM_CASES) + len(EXTENDED_CASES) :] == FOUND_CASES
+    assert {c.subset for c in FOUND_CASES} == {"found"}
     assert get_case("MultiUserConvOp-nobias-ConvTranspose3d-syncbn-decomposed").expected_fires == 3
 
 

@@ -1,0 +1,383 @@
+"""``python -m convbn_compat.fuzz``: search generated examples for bugs of the pass.
+
+The search runs in rounds. Each round is one Hypothesis run of ``ROUND`` examples with
+its own seed (the session's seed, then the round number), so the same seed gives the
+same examples. An example's verdict comes from the oracle (:mod:`genrunner`) and is kept
+for the whole search, so shrinking never compiles an example twice. Failures are
+grouped by signature (blame, outcome, exception type, layer, call style): the first
+example of a signature not seen before makes Hypothesis shrink it, and the round ends
+with that signature's minimal example. Every minimal example is saved in Hypothesis's
+example database too, and the next search replays the database first.
+
+The results file is in the matrix's schema (``convbn-compat/results``), one record per
+signature, so ``report`` reads it beside the matrix sessions' files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+from . import results
+from .generated import Example
+from .outcomes import Blame
+from .strategies import examples
+
+__all__ = ["Fuzzer", "Signature", "main"]
+
+ROUND = 20
+"""Examples a round generates before the next seed: small, so a time budget is kept."""
+SHRINK_SHARE = 0.25
+"""At most this share of the budget (and at least 60 s) goes to shrinking one failure."""
+
+
+@dataclass(frozen=True, order=True)
+class Signature:
+    """One bug: failures that share it are the same bug, found again."""
+
+    blame: str
+    outcome: str
+    exception: str
+    layer: str
+    call: str
+
+    def __str__(self) -> str:
+        return f"{self.blame}/{self.outcome}/{self.exception}/{self.layer}/{self.call}"
+
+
+def signature(ex: Example, verdict) -> Signature | None:
+    if not verdict.is_bug:
+        return None
+    return Signature(
+        verdict.blame.value, verdict.outcome.value, verdict.exception or "-", ex.layer, ex.call
+    )
+
+
+class _NewBug(Exception):
+    """Raised inside Hypothesis for the signature a round is shrinking."""
+
+
+_BUG_CLASSES: dict[Signature, type] = {}
+
+
+def _bug_class(sig: Signature) -> type:
+    # One class per signature: Hypothesis tells bugs apart by exception type, so a
+    # database replay reports each saved signature on its own.
+    if sig not in _BUG_CLASSES:
+        _BUG_CLASSES[sig] = type(f"Bug{len(_BUG_CLASSES)}", (_NewBug,), {"signature": sig})
+    return _BUG_CLASSES[sig]
+
+
+@dataclass
+class Finding:
+    signature: Signature
+    example: Example
+    verdict: object
+    first_seen: str
+    shrunk: bool = False
+    count: int = 0
+
+
+@dataclass
+class Fuzzer:
+    device: str
+    seed: int
+    budget_s: float
+    max_examples: int | None
+    database: Path | None
+    judge: object = None
+    """The oracle, ``judge(example, device) -> Verdict``; genrunner.judge by default."""
+    progress: object = print
+    verdicts: dict = field(default_factory=dict)
+    findings: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    examples_run: int = 0
+    rounds: int = 0
+    _target: Signature | None = None
+    _skipped: bool = False
+    _stop_at: float = 0.0
+    _last_note: float = 0.0
+
+    # -- the test body Hypothesis runs -------------------------------------------
+
+    def _evaluate(self, ex: Example):
+        if ex.id in self.verdicts:
+            return self.verdicts[ex.id]
+        if time.monotonic() >= self._stop_at or self._examples_spent():
+            self._skipped = True
+            return None  # past the budget: new examples are not run
+        verdict = self.judge(ex, self.device)
+        self.verdicts[ex.id] = verdict
+        self.examples_run += 1
+        key = verdict.outcome.value if verdict.blame is not Blame.INVALID else "invalid"
+        self.counts[key] = self.counts.get(key, 0) + 1
+        sig = signature(ex, verdict)
+        if sig is not None:
+            finding = self.findings.get(sig)
+            if finding is None:
+                finding = self.findings[sig] = Finding(sig, ex, verdict, ex.id)
+                self._note(f"new failure {sig}: {ex.id}", force=True)
+            finding.count += 1  # once per distinct example
+        self._note()
+        return verdict
+
+    def _body(self, ex: Example, replay: bool = False) -> None:
+        verdict = self._evaluate(ex)
+        if verdict is None:
+            return
+        sig = signature(ex, verdict)
+        if sig is None:
+            return
+        if replay:
+            raise _bug_class(sig)(sig)
+        if self._target is None and not self.findings[sig].shrunk:
+            self._target = sig
+            self._stop_at = min(self._deadline(), time.monotonic() + self._shrink_cap())
+        if sig == self._target:
+            # Hypothesis runs the minimal example last, so the last one raised is it.
+            self.findings[sig].example, self.findings[sig].verdict = ex, verdict
+            raise _bug_class(sig)(sig)
+
+    # -- budget and progress -------------------------------------------------------
+
+    def _deadline(self) -> float:
+        return self.started + self.budget_s
+
+    def _examples_spent(self) -> bool:
+        return self.max_examples is not None and self.examples_run >= self.max_examples
+
+    def _shrink_cap(self) -> float:
+        return max(60.0, SHRINK_SHARE * self.budget_s)
+
+    def spent(self) -> bool:
+        return time.monotonic() >= self._deadline() or self._examples_spent()
+
+    def _note(self, text: str = "", force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_note < 10:
+            return
+        self._last_note = now
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(self.counts.items()))
+        bugs = sum(1 for s in self.findings if s.blame == Blame.PASS.value)
+        line = (
+            f"[fuzz {now - self.started:6.0f} s] {self.examples_run} examples ({counts}); "
+            f"{len(self.findings)} failure signatures, {bugs} blamed on the pass"
+        )
+        self.progress(f"{line}{' | ' + text if text else ''}")
+
+    # -- the search ----------------------------------------------------------------
+
+    def _settings(self, phases, multiple: bool) -> settings:
+        return settings(
+            max_examples=ROUND,
+            database=DirectoryBasedExampleDatabase(str(self.database)) if self.database else None,
+            phases=phases,
+            report_multiple_bugs=multiple,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            verbosity=Verbosity.quiet,
+            print_blob=False,
+        )
+
+    def _test(self, replay: bool):
+        def fuzz_pass(ex: Example) -> None:
+            self._body(ex, replay)
+
+        # Hypothesis keys its database by the test function's source; the device
+        # tells the CPU's examples from the GPU's, so a replay reads only its own.
+        fuzz_pass._hypothesis_internal_add_digest = self.device.encode()
+        return given(examples(self.device))(fuzz_pass)
+
+    def replay_database(self) -> None:
+        """Run every example saved by earlier searches (their minimal failures)."""
+        if not self.database or not self.database.exists():
+            return
+        self._stop_at = self._deadline()
+        test = self._settings((Phase.reuse,), multiple=True)(self._test(replay=True))
+        try:
+            test()
+        except Exception as exc:  # ExceptionGroup or one bug: each is already minimal
+            for sig in _signatures_in(exc):
+                self.findings[sig].shrunk = True
+        self._note("replayed the example database", force=True)
+
+    def search(self) -> None:
+        self.replay_database()
+        while not self.spent():
+            self._target = None
+            self._stop_at = self._deadline()
+            # The seed inside, the settings outside: @seed alone turns the database off
+            # (a seeded run is reproducible without it); here it must still save.
+            seeded = seed(self.seed * 100_003 + self.rounds)(self._test(replay=False))
+            test = self._settings((Phase.generate, Phase.shrink), multiple=False)(seeded)
+            self._skipped = False
+            self.rounds += 1
+            try:
+                test()
+            except _NewBug as exc:
+                finding = self.findings[exc.signature]
+                # Minimal only if the budget cut no shrink step short.
+                finding.shrunk = not self._skipped
+                self._note(f"minimal example for {exc.signature}: {finding.example.id}", True)
+            except Exception as exc:
+                self._note(f"round {self.rounds} stopped: {type(exc).__name__}: {exc}", True)
+                raise
+        self._note("budget spent", force=True)
+
+
+def _signatures_in(exc: BaseException) -> list[Signature]:
+    if isinstance(exc, _NewBug):
+        return [exc.signature]
+    return [s for inner in getattr(exc, "exceptions", ()) for s in _signatures_in(inner)]
+
+
+# -- results file --------------------------------------------------------------------
+
+
+def finding_record(finding: Finding, expected) -> dict:
+    v = finding.verdict
+    return {
+        "id": finding.example.id,
+        "subset": "generated",
+        "device": v.device,
+        "tf32": False,
+        "outcome": v.outcome.value,
+        "expected_outcome": expected.outcome.value,
+        "expectation_reason": expected.reason,
+        "fire_count": v.fires,
+        "expected_count": v.expected_fires,
+        "graph_rewrites": v.graph_rewrites,
+        "max_abs_error": v.max_abs_error,
+        "seconds": v.seconds,
+        "message": v.message,
+        "status": "found",
+        "blame": v.blame.value,
+        "fire_count_pass_off": v.fires_off,
+        "message_pass_off": v.message_off,
+        "exception": v.exception,
+        "signature": str(finding.signature),
+        "examples_with_signature": finding.count,
+        "first_example": finding.first_seen,
+        "shrunk": finding.shrunk,
+    }
+
+
+def write_results(fuzzer: Fuzzer, writer: results.ResultsWriter, complete: bool) -> None:
+    import torch
+
+    from . import expectations as exp
+
+    table = exp.load()
+    writer.data["cases"] = [
+        finding_record(f, table.lookup(f.example.id, fuzzer.device, torch.__version__))
+        for f in sorted(
+            fuzzer.findings.values(), key=lambda f: (f.signature.blame != "pass", f.signature)
+        )
+    ]
+    elapsed = time.monotonic() - fuzzer.started
+    writer.data["fuzz"] = {
+        "seed": fuzzer.seed,
+        "budget_s": fuzzer.budget_s,
+        "max_examples": fuzzer.max_examples,
+        "database": str(fuzzer.database) if fuzzer.database else None,
+        "rounds": fuzzer.rounds,
+        "examples": fuzzer.examples_run,
+        "elapsed_s": round(elapsed, 1),
+        "examples_per_minute": round(60 * fuzzer.examples_run / max(elapsed, 1e-9), 1),
+        "counts": fuzzer.counts,
+        "signatures": len(fuzzer.findings),
+        "blamed_on_pass": sum(1 for s in fuzzer.findings if s.blame == Blame.PASS.value),
+    }
+    if complete:
+        writer.finish(complete=True, exitstatus=0)
+    else:
+        writer.finish(complete=False, exitstatus=1)
+
+
+def _quiet_torch() -> None:
+    # Inductor logs each failed compile's traceback at ERROR; the verdict keeps its cause.
+    logging.getLogger("torch").setLevel(logging.CRITICAL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m convbn_compat.fuzz",
+        description="Search generated layer -> BatchNorm models for bugs of the pass, "
+        "shrink each failure to a minimal example and group failures by signature.",
+    )
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--minutes", type=float, default=10.0, help="time budget (default 10)")
+    parser.add_argument("--max-examples", type=int, help="stop after this many examples too")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed, the same examples")
+    parser.add_argument("--db", type=Path, help="Hypothesis example database folder")
+    parser.add_argument("--out", type=Path, help="results file (default results/<run>.json)")
+    parser.add_argument("--run", default=os.environ.get("CONVBN_SESSION") or "fuzz-installed")
+    args = parser.parse_args(argv)
+    if args.minutes <= 0 or (args.max_examples is not None and args.max_examples < 1):
+        print("convbn-compat fuzz: --minutes and --max-examples must be positive", file=sys.stderr)
+        return 2
+    import torch
+
+    from . import devices
+    from .genrunner import judge
+
+    _quiet_torch()
+    if args.device == "cuda" and not devices.gpu_available():
+        print(f"convbn-compat fuzz: {devices.gpu_skip_reason()}", file=sys.stderr)
+        return 2
+    out = args.out or results.results_dir() / f"{args.run}.json"
+    db = args.db or Path(".hypothesis") / "convbn-fuzz" / f"{args.run}-{args.device}"
+    fuzzer = Fuzzer(args.device, args.seed, args.minutes * 60, args.max_examples, db, judge)
+    writer = results.ResultsWriter(
+        out,
+        {
+            "session": args.run,
+            "kind": "fuzz",
+            "release": os.environ.get("CONVBN_RELEASE"),
+            "flavour": os.environ.get("CONVBN_FLAVOUR"),
+            "install": json.loads(os.environ.get("CONVBN_INSTALL_RECORD") or "null"),
+        },
+    )
+    print(
+        f"fuzzing torch {torch.__version__} on {args.device}: {args.minutes:g} min"
+        + (f", at most {args.max_examples} examples" if args.max_examples else "")
+        + f", seed {args.seed}, database {db}",
+        flush=True,
+    )
+    complete = False
+    try:
+        fuzzer.search()
+        complete = True
+    finally:
+        # Whatever happened, the findings so far are written.
+        write_results(fuzzer, writer, complete)
+        _summary(fuzzer, out)
+    return 0
+
+
+def _summary(fuzzer: Fuzzer, out: Path) -> None:
+    print(f"\n{fuzzer.examples_run} examples in {fuzzer.rounds} rounds; results: {out}")
+    for f in sorted(
+        fuzzer.findings.values(), key=lambda f: (f.signature.blame != "pass", f.signature)
+    ):
+        v = f.verdict
+        mark = "PASS BUG " if f.signature.blame == Blame.PASS.value else "not pass "
+        print(f"  {mark}{f.signature} x{f.count}{'' if f.shrunk else ' (not shrunk)'}")
+        print(f"      {f.example.id}")
+        print(f"      {v.message[:160]}")
+    if not fuzzer.findings:
+        print("  no failures")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,461 @@
+"""Generated examples: one layer -> BatchNorm model, as data, with a readable id.
+
+An :class:`Example` says everything a generated case needs: the layer and its
+arguments, how the model calls it (module, functional by position or keyword, or a
+pre-dispatch graph), the BatchNorm that follows, dtype and memory format, dynamic
+shapes, how many layer-BN pairs, whether the layer output has another user, and the
+control (flag off, training, freezing) where the pass must stay away.
+
+The id *is* the example: ``Example.from_id(ex.id) == ex``. Fields at their default are
+left out of it, so ids stay short, and ``repro``, ``cases`` and the matrix take them like
+any other case id::
+
+    Gen-ConvTranspose2d-module-c4x8-k3-s2-g2-x2x4x5x5
+
+This module imports neither torch nor Hypothesis: the report and the case table read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+__all__ = ["CALLS", "CONTROLS", "LAYERS", "PREFIX", "Example", "IdError"]
+
+PREFIX = "Gen"
+LAYERS = (
+    "Linear",
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+)
+CALLS = (
+    "module",  # self.bn(self.conv(x))
+    "modulekw",  # self.bn(input=self.conv(input=x))
+    "fpos",  # F.batch_norm(F.conv2d(x, w, b, stride, ...), ...): arguments by position
+    "fkw",  # F.conv2d(x, w, bias=b, stride=...): all but input and weight by keyword
+    "fallkw",  # F.conv2d(input=x, weight=w, bias=b, ...): every argument by keyword
+    "fmixed",  # F.conv2d(x, w, b, stride=...): input, weight, bias by position
+    "decomposed",  # the module call, traced to a pre-dispatch aten graph first
+)
+FUNCTIONAL_CALLS = ("fpos", "fkw", "fallkw", "fmixed")
+BN_FORMS = ("pos", "kw")  # functional BatchNorm: arguments by position, or by keyword
+CONTROLS = ("none", "flagoff", "train", "freezing")
+DTYPES = ("float32", "float64", "float16", "bfloat16")
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+EPS = {"5": 1e-5, "3": 1e-3, "1": 0.1}  # eps token: its negative decimal exponent
+
+
+class IdError(ValueError):
+    """A string that is not a generated example's id."""
+
+
+def spatial_dims(layer: str) -> int:
+    return 0 if layer == "Linear" else int(layer[-2])
+
+
+def is_transposed(layer: str) -> bool:
+    return layer.startswith("ConvTranspose")
+
+
+@dataclass(frozen=True)
+class Example:
+    layer: str
+    call: str
+    in_ch: int
+    out_ch: int
+    input_shape: tuple[int, ...]
+    """The model input, batch first: (N, C, *spatial) for convs, (N, C) or (N, S, C)
+    for Linear (3-D: the BatchNorm normalises dim 1, as BatchNorm1d does)."""
+    kernel: tuple[int, ...] = ()
+    stride: tuple[int, ...] = ()
+    padding: tuple[int, ...] | str = ()
+    """Ints per spatial dim, or 'same' / 'valid' (not for transposed convs)."""
+    dilation: tuple[int, ...] = ()
+    output_padding: tuple[int, ...] = ()
+    groups: int = 1
+    bias: bool = True
+    padding_mode: str = "zeros"
+    bn_affine: bool = True
+    bn_track: bool = True
+    bn_eps: float = 1e-5
+    bn_momentum: float | None = 0.1
+    bn_form: str = "pos"
+    dtype: str = "float32"
+    autocast: bool = False
+    channels_last: bool = False
+    dynamic: bool = False
+    pairs: int = 1
+    extra_user: bool = False
+    control: str = "none"
+    backward: bool = False
+    stats_seed: int = 0
+
+    # -- derived facts -------------------------------------------------------------
+
+    @property
+    def dims(self) -> int:
+        return spatial_dims(self.layer)
+
+    @property
+    def functional(self) -> bool:
+        return self.call in FUNCTIONAL_CALLS
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        if self.dtype in ("float16", "bfloat16") or self.autocast:
+            return ("cuda",)
+        if self.dtype == "float64":
+            return ("cpu",)
+        return ("cpu", "cuda")
+
+    @property
+    def bn_features(self) -> int:
+        if self.layer == "Linear" and len(self.input_shape) == 3:
+            return self.input_shape[1]
+        return self.out_ch
+
+    @property
+    def expected_fires(self) -> int:
+        """Pairs the pass's documented conditions allow it to rewrite: BatchNorm in eval
+        mode with running statistics, a layer output with no other user, the flag on and
+        freezing off. (Whether a release's patterns reach a call style is a fact of that
+        release, kept in the expectations table.)"""
+        if self.control != "none" or not self.bn_track:
+            return 0
+        return self.pairs - (1 if self.extra_user else 0)
+
+    @property
+    def id(self) -> str:
+        return _encode(self)
+
+    @classmethod
+    def from_id(cls, text: str) -> Example:
+        return _decode(text)
+
+    def replace(self, **changes) -> Example:
+        return dataclasses.replace(self, **changes)
+
+    def problems(self) -> list[str]:
+        """Why this is not a valid model (an empty list for a valid one)."""
+        return _problems(self)
+
+
+# -- the id ------------------------------------------------------------------------
+
+
+def _ints(values) -> str:
+    return "x".join(str(v) for v in values)
+
+
+def _parse_ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split("x"))
+
+
+def _uniform(values: tuple[int, ...], default: int) -> str | None:
+    """'3' for (3, 3), '3x5' for (3, 5), None when every value is the default."""
+    if not values or all(v == default for v in values):
+        return None
+    return str(values[0]) if len(set(values)) == 1 else _ints(values)
+
+
+def _encode(ex: Example) -> str:
+    parts = [PREFIX, ex.layer, ex.call, f"c{ex.in_ch}x{ex.out_ch}"]
+    if ex.dims:
+        parts.append(f"k{_uniform(ex.kernel, -1)}")
+        for tag, values, default in (("s", ex.stride, 1), ("d", ex.dilation, 1)):
+            text = _uniform(values, default)
+            if text:
+                parts.append(f"{tag}{text}")
+        if isinstance(ex.padding, str):
+            parts.append(f"p{ex.padding}")
+        elif _uniform(ex.padding, 0):
+            parts.append(f"p{_uniform(ex.padding, 0)}")
+        if _uniform(ex.output_padding, 0):
+            parts.append(f"op{_uniform(ex.output_padding, 0)}")
+    if ex.groups != 1:
+        parts.append(f"g{ex.groups}")
+    if not ex.bias:
+        parts.append("nobias")
+    if ex.padding_mode != "zeros":
+        parts.append(f"pm{ex.padding_mode}")
+    parts.append(f"x{_ints(ex.input_shape)}")
+    if not ex.bn_affine:
+        parts.append("bnnoaffine")
+    if not ex.bn_track:
+        parts.append("bnnostats")
+    if ex.bn_eps != 1e-5:
+        parts.append("eps" + next(k for k, v in EPS.items() if v == ex.bn_eps))
+    if ex.bn_momentum != 0.1:
+        parts.append(f"mom{'none' if ex.bn_momentum is None else ex.bn_momentum}")
+    if ex.bn_form != "pos":
+        parts.append(f"bn{ex.bn_form}")
+    if ex.dtype != "float32":
+        parts.append(ex.dtype)
+    flags = (
+        ("autocast", ex.autocast),
+        ("cl", ex.channels_last),
+        ("dyn", ex.dynamic),
+        ("user", ex.extra_user),
+        ("bwd", ex.backward),
+    )
+    parts += [name for name, on in flags if on]
+    if ex.pairs != 1:
+        parts.append(f"pairs{ex.pairs}")
+    if ex.control != "none":
+        parts.append(ex.control)
+    if ex.stats_seed:
+        parts.append(f"seed{ex.stats_seed}")
+    return "-".join(parts)
+
+
+_TOKENS: list[tuple[re.Pattern, object]] = []
+
+
+def _token(pattern: str):
+    def register(fn):
+        _TOKENS.append((re.compile(pattern + r"\Z"), fn))
+        return fn
+
+    return register
+
+
+def _spatial(ex_dims: int, text: str) -> tuple[int, ...]:
+    values = _parse_ints(text)
+    return values * ex_dims if len(values) == 1 else values
+
+
+@_token(r"k([0-9x]+)")
+def _(f, m, dims):
+    f["kernel"] = _spatial(dims, m[1])
+
+
+@_token(r"s([0-9x]+)")
+def _(f, m, dims):
+    f["stride"] = _spatial(dims, m[1])
+
+
+@_token(r"d([0-9x]+)")
+def _(f, m, dims):
+    f["dilation"] = _spatial(dims, m[1])
+
+
+@_token(r"p(same|valid)")
+def _(f, m, dims):
+    f["padding"] = m[1]
+
+
+@_token(r"p([0-9x]+)")
+def _(f, m, dims):
+    f["padding"] = _spatial(dims, m[1])
+
+
+@_token(r"op([0-9x]+)")
+def _(f, m, dims):
+    f["output_padding"] = _spatial(dims, m[1])
+
+
+@_token(r"g([0-9]+)")
+def _(f, m, dims):
+    f["groups"] = int(m[1])
+
+
+@_token(r"nobias")
+def _(f, m, dims):
+    f["bias"] = False
+
+
+@_token(r"pm(reflect|replicate|circular)")
+def _(f, m, dims):
+    f["padding_mode"] = m[1]
+
+
+@_token(r"x([0-9x]+)")
+def _(f, m, dims):
+    f["input_shape"] = _parse_ints(m[1])
+
+
+@_token(r"bnnoaffine")
+def _(f, m, dims):
+    f["bn_affine"] = False
+
+
+@_token(r"bnnostats")
+def _(f, m, dims):
+    f["bn_track"] = False
+
+
+@_token(r"eps([0-9])")
+def _(f, m, dims):
+    f["bn_eps"] = EPS[m[1]]
+
+
+@_token(r"mom(none|[0-9.]+)")
+def _(f, m, dims):
+    f["bn_momentum"] = None if m[1] == "none" else float(m[1])
+
+
+@_token(r"bn(kw)")
+def _(f, m, dims):
+    f["bn_form"] = m[1]
+
+
+@_token(r"(float64|float16|bfloat16)")
+def _(f, m, dims):
+    f["dtype"] = m[1]
+
+
+@_token(r"(autocast|cl|dyn|user|bwd)")
+def _(f, m, dims):
+    name = {
+        "autocast": "autocast",
+        "cl": "channels_last",
+        "dyn": "dynamic",
+        "user": "extra_user",
+        "bwd": "backward",
+    }[m[1]]
+    f[name] = True
+
+
+@_token(r"pairs([0-9]+)")
+def _(f, m, dims):
+    f["pairs"] = int(m[1])
+
+
+@_token(r"(flagoff|train|freezing)")
+def _(f, m, dims):
+    f["control"] = m[1]
+
+
+@_token(r"seed([0-9]+)")
+def _(f, m, dims):
+    f["stats_seed"] = int(m[1])
+
+
+def _decode(text: str) -> Example:
+    tokens = text.split("-")
+    if len(tokens) < 5 or tokens[0] != PREFIX:
+        raise IdError(f"{text!r} is not a generated example id (they start {PREFIX}-<layer>-)")
+    layer, call, channels = tokens[1:4]
+    if layer not in LAYERS:
+        raise IdError(f"{text!r}: unknown layer {layer!r}; layers: {', '.join(LAYERS)}")
+    if call not in CALLS:
+        raise IdError(f"{text!r}: unknown call style {call!r}; styles: {', '.join(CALLS)}")
+    m = re.fullmatch(r"c([0-9]+)x([0-9]+)", channels)
+    if not m:
+        raise IdError(f"{text!r}: expected channels as c<in>x<out>, got {channels!r}")
+    dims = spatial_dims(layer)
+    fields: dict = {"layer": layer, "call": call, "in_ch": int(m[1]), "out_ch": int(m[2])}
+    for token in tokens[4:]:
+        for pattern, apply in _TOKENS:
+            match = pattern.match(token)
+            if match:
+                apply(fields, match, dims)
+                break
+        else:
+            raise IdError(f"{text!r}: unknown part {token!r}")
+    if "input_shape" not in fields:
+        raise IdError(f"{text!r}: no input shape (x<N>x<C>x...)")
+    if dims:
+        fields.setdefault("stride", (1,) * dims)
+        fields.setdefault("dilation", (1,) * dims)
+        fields.setdefault("padding", (0,) * dims)
+        if is_transposed(layer):
+            fields.setdefault("output_padding", (0,) * dims)
+        if "kernel" not in fields:
+            raise IdError(f"{text!r}: no kernel (k<size>)")
+    ex = Example(**fields)
+    problems = ex.problems()
+    if problems:
+        raise IdError(f"{text!r} is not a valid model: {'; '.join(problems)}")
+    return ex
+
+
+# -- validity: the arithmetic torch applies, without torch ---------------------------
+
+
+def out_size(ex: Example, size: int, d: int) -> int:
+    """Length of spatial dim ``d`` after the layer, for an input of length ``size``."""
+    k, s, dil = ex.kernel[d], ex.stride[d], ex.dilation[d]
+    if is_transposed(ex.layer):
+        p, op = ex.padding[d], ex.output_padding[d]
+        return (size - 1) * s - 2 * p + dil * (k - 1) + op + 1
+    if ex.padding == "same":
+        return size
+    p = 0 if ex.padding == "valid" else ex.padding[d]
+    return (size + 2 * p - dil * (k - 1) - 1) // s + 1
+
+
+def _problems(ex: Example) -> list[str]:
+    out: list[str] = []
+    if ex.call not in CALLS or ex.layer not in LAYERS or ex.control not in CONTROLS:
+        return ["unknown layer, call style or control"]
+    if ex.dtype not in DTYPES or ex.bn_form not in BN_FORMS:
+        return ["unknown dtype or BatchNorm form"]
+    if ex.in_ch < 1 or ex.out_ch < 1 or ex.groups < 1 or ex.pairs < 1:
+        out.append("channels, groups and pairs must be positive")
+    if ex.in_ch % ex.groups or ex.out_ch % ex.groups:
+        out.append(f"groups {ex.groups} must divide in {ex.in_ch} and out {ex.out_ch}")
+    if ex.pairs > 1 and ex.out_ch % ex.groups:
+        out.append("a chained pair needs out channels divisible by groups")
+    if ex.autocast and ex.dtype != "float32":
+        out.append("autocast runs a float32 model")
+    if ex.channels_last and ex.dims not in (2, 3):
+        out.append("channels_last needs a 4-D or 5-D tensor (Conv2d, Conv3d)")
+    if ex.control == "freezing" and ex.backward:
+        out.append("freezing is for inference; no backward")
+    if ex.padding_mode != "zeros" and (ex.functional or is_transposed(ex.layer) or not ex.dims):
+        out.append("padding_mode other than zeros exists only on Conv modules")
+    if ex.layer == "Linear":
+        if ex.groups != 1 or ex.kernel or ex.channels_last:
+            out.append("Linear has no groups, kernel or channels_last")
+        if len(ex.input_shape) not in (2, 3) or ex.input_shape[-1] != ex.in_ch:
+            out.append("Linear input is (N, in) or (N, S, in)")
+        if len(ex.input_shape) == 3 and ex.pairs > 1:
+            out.append("a 3-D Linear input chains no second pair")
+        return out
+    d = ex.dims
+    if len(ex.input_shape) != d + 2 or ex.input_shape[1] != ex.in_ch:
+        out.append(f"{ex.layer} input is (N, {ex.in_ch}, {d} spatial dims)")
+        return out
+    for name in ("kernel", "stride", "dilation"):
+        values = getattr(ex, name)
+        if len(values) != d or min(values) < 1:
+            out.append(f"{name} needs {d} positive values")
+    if isinstance(ex.padding, str):
+        if is_transposed(ex.layer) or ex.padding not in ("same", "valid"):
+            out.append("string padding is 'same' or 'valid', and not for transposed convs")
+        elif ex.padding == "same" and max(ex.stride, default=1) != 1:
+            out.append("padding='same' needs stride 1")
+    elif len(ex.padding) != d or min(ex.padding) < 0:
+        out.append(f"padding needs {d} non-negative values")
+    if is_transposed(ex.layer):
+        if len(ex.output_padding) != d:
+            out.append(f"output_padding needs {d} values")
+        elif any(
+            op < 0 or op >= max(s, dl)
+            for op, s, dl in zip(ex.output_padding, ex.stride, ex.dilation)
+        ):
+            out.append("output_padding must be smaller than stride or dilation")
+    elif ex.output_padding:
+        out.append("output_padding is only for transposed convs")
+    if out:
+        return out
+    sizes = list(ex.input_shape[2:])
+    for _ in range(ex.pairs):
+        if ex.padding_mode != "zeros" and not isinstance(ex.padding, str):
+            limit = {"reflect": lambda s: s - 1, "circular": lambda s: s}.get(
+                ex.padding_mode, lambda s: 1 << 30
+            )
+            if any(p > limit(s) for p, s in zip(ex.padding, sizes)):
+                out.append(f"padding too large for {ex.padding_mode} on size {sizes}")
+                return out
+        sizes = [out_size(ex, s, i) for i, s in enumerate(sizes)]
+        if min(sizes) < 1:
+            out.append(f"the layer's output would be empty ({sizes})")
+            return out
+    return out

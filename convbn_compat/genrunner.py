@@ -1,0 +1,388 @@
+"""Run a generated example and judge it: the oracle that assigns blame.
+
+An example is a bug of the pass only when the compile with the pass on is wrong or
+fails, *and* the same compile with the pass off is right. A failure that the flag-off
+compile shares is Inductor's (or BatchNorm's) own, never the pass's. Eager refusing the
+model makes the example invalid. Fire counts are recorded both ways.
+
+Imports torch at the top; the reproducer embeds this module's own source.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+import traceback
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import devices, inductor, tracing
+from .cases import LOW_PRECISION, Tolerance, _compare
+from .generated import Example, is_transposed
+from .outcomes import Blame, Outcome
+
+__all__ = ["Observation", "Verdict", "build", "judge", "observe"]
+
+
+def _bn_class(ex: Example):
+    return getattr(nn, f"BatchNorm{max(ex.dims, 1)}d")
+
+
+def _randomize(bn, seed: int) -> None:
+    """Running statistics and affine terms far from the identity (variances 0.01 to 2),
+    so that a fold with a wrong term cannot match eager by accident."""
+    g = torch.Generator().manual_seed(1234 + seed)
+    n = bn.num_features
+    with torch.no_grad():
+        if bn.running_mean is not None:
+            bn.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+            bn.running_var.copy_(torch.exp(torch.empty(n).uniform_(-4.6, 0.7, generator=g)))
+        if bn.weight is not None:
+            bn.weight.copy_(torch.randn(n, generator=g))
+            bn.bias.copy_(torch.randn(n, generator=g))
+
+
+def _layer(ex: Example, in_ch: int):
+    if ex.layer == "Linear":
+        return nn.Linear(in_ch, ex.out_ch, bias=ex.bias)
+    kwargs = dict(
+        kernel_size=ex.kernel,
+        stride=ex.stride,
+        padding=ex.padding,
+        dilation=ex.dilation,
+        groups=ex.groups,
+        bias=ex.bias,
+    )
+    if is_transposed(ex.layer):
+        kwargs["output_padding"] = ex.output_padding
+    else:
+        kwargs["padding_mode"] = ex.padding_mode
+    return getattr(nn, ex.layer)(in_ch, ex.out_ch, **kwargs)
+
+
+# Functional signatures, in their positional order, with each argument's default.
+_LINEAR_ARGS = (("bias", None),)
+_CONV_ARGS = (("bias", None), ("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1))
+_CONVT_ARGS = (
+    ("bias", None),
+    ("stride", 1),
+    ("padding", 0),
+    ("output_padding", 0),
+    ("groups", 1),
+    ("dilation", 1),
+)
+_BN_ARGS = (("weight", None), ("bias", None), ("training", False), ("momentum", 0.1), ("eps", 1e-5))
+
+
+def _is_default(value, default) -> bool:
+    if value is None or default is None:
+        return value is default
+    if isinstance(value, tuple):
+        return all(v == default for v in value)
+    return value == default
+
+
+def _call(fn, head: tuple, rest: tuple, values: dict, style: str, head_names=()):
+    """Call ``fn(*head, ...)`` with the arguments after the head in ``style``: by
+    position up to the last non-default one (pos), or by keyword, non-defaults only."""
+    names = [name for name, _ in rest]
+    if style == "allkw":
+        return fn(**dict(zip(head_names, head)), **_non_default(rest, values))
+    if style == "pos":
+        last = max(
+            (i for i, (n, d) in enumerate(rest) if not _is_default(values[n], d)), default=-1
+        )
+        return fn(*head, *(values[n] for n in names[: last + 1]))
+    if style == "mixed":  # the first of the rest by position (bias), then keywords
+        first, *others = rest
+        return fn(*head, values[first[0]], **_non_default(tuple(others), values))
+    return fn(*head, **_non_default(rest, values))
+
+
+def _non_default(rest: tuple, values: dict) -> dict:
+    return {n: values[n] for n, d in rest if not _is_default(values[n], d)}
+
+
+class GenModel(nn.Module):
+    """``pairs`` x (layer -> BatchNorm), called in the example's style."""
+
+    def __init__(self, ex: Example):
+        super().__init__()
+        self.ex = ex
+        self.layers = nn.ModuleList(
+            _layer(ex, ex.in_ch if i == 0 else ex.out_ch) for i in range(ex.pairs)
+        )
+        bn = _bn_class(ex)
+        self.bns = nn.ModuleList(
+            bn(
+                ex.bn_features,
+                eps=ex.bn_eps,
+                momentum=ex.bn_momentum,
+                affine=ex.bn_affine,
+                track_running_stats=ex.bn_track,
+            )
+            for _ in range(ex.pairs)
+        )
+        for i, norm in enumerate(self.bns):
+            _randomize(norm, ex.stats_seed * 16 + i)
+
+    def _apply_layer(self, layer, x):
+        ex = self.ex
+        if not ex.functional:
+            return layer(input=x) if ex.call == "modulekw" else layer(x)
+        values = {
+            "bias": layer.bias,
+            "stride": getattr(layer, "stride", 1),
+            "padding": getattr(layer, "padding", 0),
+            "dilation": getattr(layer, "dilation", 1),
+            "groups": getattr(layer, "groups", 1),
+            "output_padding": getattr(layer, "output_padding", 0),
+        }
+        if ex.layer == "Linear":
+            fn, rest = F.linear, _LINEAR_ARGS
+        elif is_transposed(ex.layer):
+            fn, rest = getattr(F, f"conv_transpose{ex.dims}d"), _CONVT_ARGS
+        else:
+            fn, rest = getattr(F, f"conv{ex.dims}d"), _CONV_ARGS
+        style = {"fpos": "pos", "fkw": "kw", "fallkw": "allkw", "fmixed": "mixed"}[ex.call]
+        return _call(fn, (x, layer.weight), rest, values, style, ("input", "weight"))
+
+    def _apply_bn(self, bn, y):
+        ex = self.ex
+        if not ex.functional:
+            return bn(input=y) if ex.call == "modulekw" else bn(y)
+        # What nn.BatchNorm's forward passes to F.batch_norm, spelled out by the model.
+        values = {
+            "weight": bn.weight,
+            "bias": bn.bias,
+            "training": self.training or bn.running_mean is None,
+            "momentum": 0.0 if bn.momentum is None else bn.momentum,
+            "eps": bn.eps,
+        }
+        head = (y, bn.running_mean, bn.running_var)
+        return _call(F.batch_norm, head, _BN_ARGS, values, ex.bn_form)
+
+    def forward(self, x):
+        last = len(self.layers) - 1
+        for i, (layer, bn) in enumerate(zip(self.layers, self.bns)):
+            y = self._apply_layer(layer, x)
+            x = self._apply_bn(bn, y)
+            if self.ex.extra_user and i == last:
+                x = x + y  # the layer output has a second user: the pass must leave it
+        return x
+
+
+def build(ex: Example) -> tuple[nn.Module, tuple[int, ...]]:
+    """The example's model (CPU, float32, fresh parameters from its seed) and input shape."""
+    torch.manual_seed(ex.stats_seed)
+    return GenModel(ex), ex.input_shape
+
+
+@dataclass
+class Observation:
+    """One compile of an example: right, wrong, failing, or refused by eager."""
+
+    kind: str  # "correct" | "wrong" | "error" | "invalid"
+    fires: int | None = None
+    in_graph: int | None = None
+    max_abs_error: float | None = None
+    message: str = ""
+    exception: str | None = None
+
+
+@dataclass
+class Verdict:
+    """The oracle's answer for one example on one device."""
+
+    id: str
+    device: str
+    outcome: Outcome
+    blame: Blame
+    expected_fires: int
+    fires: int | None
+    fires_off: int | None
+    graph_rewrites: int | None
+    max_abs_error: float | None
+    message: str
+    exception: str | None
+    message_off: str = ""
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def is_bug(self) -> bool:
+        return self.outcome in (Outcome.WRONG_RESULT, Outcome.ERROR)
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["outcome"], out["blame"] = self.outcome.value, self.blame.value
+        return out
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception behind Dynamo's and Inductor's wrappers."""
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "inner_exception", None) or exc.__cause__
+        if inner is None:
+            break
+        exc = inner
+    return exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return text.splitlines()[0][:500] if text else type(exc).__name__
+
+
+def _check(actual, expected, ex: Example, reference) -> tuple[bool, float | None, str]:
+    """The matrix's judgement (cases._compare), with one allowance for the fold's rounding:
+    a float32/float64 output that fails assert_close is still right when it is no
+    further from the float64 value than twice eager's distance plus 1e-4, the rule the
+    matrix applies to float16. Bugs of the pass move outputs by whole units."""
+    tol = Tolerance.for_run(False, ex.dtype)
+    low = ex.dtype in LOW_PRECISION or ex.autocast
+    ok, err, msg = _compare(actual, expected, tol, reference if low else None)
+    if not ok and not low and err is not None:
+        ok2, _, _ = _compare(actual, expected, tol, reference)
+        if ok2:
+            return True, err, ""
+    return ok, err, msg
+
+
+def _reference(model, *inputs, grad: bool = False):
+    """The float64 value of what ``model`` computes (and the first layer's weight grad)."""
+    ref = copy.deepcopy(model).double()
+    for p in ref.parameters():
+        p.grad = None  # the copy carries eager's gradients
+    if not grad:
+        with torch.no_grad():
+            return ref(*(i.double() for i in inputs)), None
+    out = ref(*(i.double() for i in inputs))
+    out.sum().backward()
+    return out.detach(), _first_weight(ref).grad
+
+
+def _first_weight(model):
+    return next(p for name, p in model.named_parameters() if name.endswith("weight"))
+
+
+def observe(ex: Example, device: str, *, pass_on: bool) -> Observation:
+    """Compile the example once, with the pass on or off, and compare with eager."""
+    obs = Observation("error")
+    model, shape = build(ex)
+    dtype = torch.float32 if ex.autocast else getattr(torch, ex.dtype)
+    train = ex.control == "train"
+    gen = torch.Generator().manual_seed(ex.stats_seed)
+    x = torch.rand(shape, generator=gen).to(device=device, dtype=dtype)
+    batches = [x]
+    if ex.dynamic:  # a second batch size: one compiled graph must serve both
+        batches.append(torch.rand((shape[0] + 1, *shape[1:]), generator=gen).to(device, dtype))
+    model = model.to(device=device, dtype=dtype).train(train)
+    if ex.channels_last:
+        layout = torch.channels_last if ex.dims == 2 else torch.channels_last_3d
+        model = model.to(memory_format=layout)
+        batches = [b.contiguous(memory_format=layout) for b in batches]
+    compiled_model = copy.deepcopy(model)
+    compiled_weight = _first_weight(compiled_model)  # before a trace renames it
+
+    def context():
+        stack = contextlib.ExitStack()
+        if device != "cpu":
+            stack.enter_context(devices.tf32(False))
+        if ex.autocast:
+            stack.enter_context(torch.autocast(device, dtype=torch.float16))
+        if ex.control == "freezing" or not ex.backward:
+            stack.enter_context(torch.no_grad())
+        return stack
+
+    # Eager first: an example eager refuses tests nothing.
+    try:
+        with context():
+            eager_outs = [model(b) for b in batches]
+            if ex.backward:
+                eager_outs[0].float().sum().backward()
+    except Exception as exc:
+        return Observation("invalid", message=f"eager: {_first_line(exc)}")
+    refs = [_reference(model, b, grad=ex.backward and i == 0) for i, b in enumerate(batches)]
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(inductor.pass_enabled(pass_on and ex.control != "flagoff"))
+            stack.enter_context(inductor.freezing(ex.control == "freezing"))
+            stack.enter_context(context())
+            inductor.reset_compiler()
+            if ex.call == "decomposed":
+                compiled_model = tracing.pre_dispatch_trace(compiled_model, batches[0])
+            compiled = torch.compile(compiled_model, dynamic=True if ex.dynamic else None)
+            with inductor.count_fires() as fires:
+                outs = [compiled(b) for b in batches]
+            obs.fires, obs.in_graph = fires.counter, fires.in_graph
+            errors = []
+            for out, eager_out, (ref, _) in zip(outs, eager_outs, refs):
+                ok, err, msg = _check(out, eager_out.detach(), ex, ref)
+                errors.append(err)
+                if not ok:
+                    obs.kind, obs.message = "wrong", msg
+                    break
+            else:
+                obs.kind = "correct"
+                if ex.backward:
+                    outs[0].float().sum().backward()
+                    grad = compiled_weight.grad
+                    ok, err, msg = _check(grad, _first_weight(model).grad, ex, refs[0][1])
+                    errors.append(err)
+                    if not ok:
+                        obs.kind, obs.message = "wrong", f"weight gradient: {msg}"
+            known = [e for e in errors if e is not None]
+            obs.max_abs_error = max(known) if known else None
+    except Exception as exc:
+        cause = root_cause(exc)
+        obs.kind, obs.exception = "error", type(cause).__name__
+        obs.message = _first_line(cause)
+    finally:
+        inductor.reset_compiler()
+    return obs
+
+
+def judge(ex: Example, device: str = "cpu") -> Verdict:
+    """Run ``ex`` with the pass on; where that fails, again with it off; assign blame."""
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        on = observe(ex, device, pass_on=True)
+        off = None
+        if on.kind in ("wrong", "error"):
+            off = observe(ex, device, pass_on=False)
+    if on.kind == "invalid":
+        outcome, blame = Outcome.UNSUPPORTED, Blame.INVALID
+    elif on.kind == "correct":
+        outcome = Outcome.FUSED if on.fires == ex.expected_fires else Outcome.NOT_FUSED
+        blame = Blame.NONE
+    else:
+        outcome = Outcome.WRONG_RESULT if on.kind == "wrong" else Outcome.ERROR
+        blame = Blame.PASS if off is not None and off.kind == "correct" else Blame.NOT_PASS
+    message = on.message
+    if outcome is Outcome.NOT_FUSED:
+        message = f"pass fired {on.fires} time(s), expected {ex.expected_fires}"
+    return Verdict(
+        id=ex.id,
+        device=device,
+        outcome=outcome,
+        blame=blame,
+        expected_fires=ex.expected_fires,
+        fires=on.fires,
+        fires_off=None if off is None else off.fires,
+        graph_rewrites=on.in_graph,
+        max_abs_error=on.max_abs_error,
+        message=message,
+        exception=on.exception,
+        message_off="" if off is None else f"{off.kind}: {off.message}".rstrip(": "),
+        seconds=round(time.perf_counter() - started, 3),
+        warnings=sorted({f"{w.category.__name__}: {w.message}"[:300] for w in caught}),
+    )

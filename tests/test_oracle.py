@@ -1,0 +1,154 @@
+"""The generator's oracle with real torch: blame lands where the fault is.
+
+A fault injected into the pass (its replacement function scales the output) must be
+blamed on the pass; a fault that breaks the flag-off compile as well (a post-grad pass
+that doubles the output) must not be. Also: a fuzz session writes a results file that
+``report`` reads, and a generated example's reproducer gives the oracle's verdict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from convbn_compat import repro  # noqa: E402
+from convbn_compat.generated import Example  # noqa: E402
+from convbn_compat.genrunner import judge  # noqa: E402
+from convbn_compat.matrix import load_run  # noqa: E402
+from convbn_compat.outcomes import Blame, Outcome  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAIN = Example.from_id("Gen-Conv2d-module-c2x4-k3-x1x2x6x6")
+
+
+@contextlib.contextmanager
+def pass_scales_its_output(factor: float):
+    """Every replacement function of the pass returns its result times ``factor``."""
+    from torch._inductor.fx_passes import efficient_conv_bn_eval as pass_module
+
+    saved = {}
+    for name in ("efficient_conv_bn_eval", "efficient_conv_bn_eval_decomposed"):
+        original = getattr(pass_module, name, None)
+        if original is None:
+            continue  # the decomposed replacement arrived in 2.4
+
+        def faulty(*args, _original=original, **kwargs):
+            return _original(*args, **kwargs) * factor
+
+        faulty.__module__ = pass_module.__name__
+        saved[name] = original
+        setattr(pass_module, name, faulty)
+    try:
+        yield
+    finally:
+        for name, original in saved.items():
+            setattr(pass_module, name, original)
+
+
+def _double_the_output(graph):
+    """A post-grad pass (runs with the pass on and off) that doubles the first output."""
+    output = next(n for n in graph.nodes if n.op == "output")
+    first = output.args[0][0]
+    with graph.inserting_before(output):
+        doubled = graph.call_function(torch.ops.aten.mul.Tensor, (first, 2.0))
+    output.args = ((doubled, *output.args[0][1:]),)
+
+
+def test_a_plain_example_is_fused_with_nothing_to_blame():
+    verdict = judge(PLAIN)
+    assert (verdict.outcome, verdict.blame) == (Outcome.FUSED, Blame.NONE), verdict.message
+    assert (verdict.fires, verdict.fires_off) == (1, None)  # pass off runs only on failure
+
+
+def test_a_fault_in_the_pass_is_blamed_on_the_pass():
+    with pass_scales_its_output(1.5):
+        verdict = judge(PLAIN)
+    assert verdict.outcome is Outcome.WRONG_RESULT, verdict.message
+    assert verdict.blame is Blame.PASS
+    assert (verdict.fires, verdict.fires_off) == (1, 0)
+    assert verdict.message_off == "correct"
+
+
+def test_a_fault_that_also_breaks_the_flag_off_compile_is_not_the_pass():
+    from torch._inductor import config
+
+    with config.patch(post_grad_custom_post_pass=_double_the_output):
+        verdict = judge(PLAIN)
+    assert verdict.outcome is Outcome.WRONG_RESULT, verdict.message
+    assert verdict.blame is Blame.NOT_PASS
+    assert verdict.message_off.startswith("wrong")
+    assert (verdict.fires, verdict.fires_off) == (1, 0)
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path / "inductor-cache")
+    return env
+
+
+def test_a_fuzz_run_writes_a_results_file_that_report_reads(tmp_path):
+    out = tmp_path / "fuzz-smoke.json"
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "convbn_compat.fuzz", "--max-examples", "4", "--seed", "3"),
+            *("--db", str(tmp_path / "db"), "--out", str(out), "--run", "fuzz-smoke"),
+        ],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "4 examples" in proc.stdout
+    run = load_run(out)
+    assert (run.data["complete"], run.data["kind"]) == (True, "fuzz")
+    assert run.data["fuzz"]["examples"] == 4
+    assert sum(run.data["fuzz"]["counts"].values()) == 4
+    report = subprocess.run(
+        [sys.executable, "-m", "convbn_compat", "report", str(out), "-o", str(tmp_path / "r")],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert report.returncode in (0, 1), report.stderr  # 1: a finding the table lacks
+    matrix = json.loads((tmp_path / "r" / "matrix.json").read_text())
+    assert set(matrix["cells"]) == {c["id"] for c in run.data["cases"]}
+
+
+@pytest.mark.parametrize(
+    "example_id",
+    [
+        "Gen-Linear-module-c1x2-x1x2x1",  # the pass's fault from 2.2 on
+        "Gen-Conv2d-fallkw-c1x1-k1-x1x1x1x1",  # not fused before 2.5, an error after
+        PLAIN.id,
+    ],
+)
+def test_a_generated_reproducer_gives_the_oracles_verdict(example_id, tmp_path):
+    script = tmp_path / "repro.py"
+    script.write_text(repro.repro_script(example_id, "cpu"))
+    env = _env(tmp_path)
+    env.pop("PYTHONPATH")  # standalone: only torch
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = dict(
+        line.split(":", 1)
+        for line in proc.stdout.splitlines()
+        if line.startswith(("OUTCOME", "BLAME"))
+    )
+    verdict = judge(Example.from_id(example_id))
+    assert lines["OUTCOME"].split()[0] == verdict.outcome.value
+    assert lines["BLAME"].strip() == verdict.blame.value
