@@ -97,6 +97,9 @@ class Fuzzer:
     judge: object = None
     """The oracle, ``judge(example, device) -> Verdict``; genrunner.judge by default."""
     progress: object = print
+    round_start: int = 0
+    round_step: int = 1
+    """Worker i of N runs rounds i, i+N, i+2N...: the examples are those of one worker."""
     verdicts: dict = field(default_factory=dict)
     findings: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
@@ -212,13 +215,15 @@ class Fuzzer:
         self._note("replayed the example database", force=True)
 
     def search(self) -> None:
-        self.replay_database()
+        if self.round_start == 0:  # one worker replays the database for all
+            self.replay_database()
         while not self.spent():
             self._target = None
             self._stop_at = self._deadline()
             # The seed inside, the settings outside: @seed alone turns the database off
             # (a seeded run is reproducible without it); here it must still save.
-            seeded = seed(self.seed * 100_003 + self.rounds)(self._test(replay=False))
+            index = self.round_start + self.rounds * self.round_step
+            seeded = seed(self.seed * 100_003 + index)(self._test(replay=False))
             test = self._settings((Phase.generate, Phase.shrink), multiple=False)(seeded)
             self._skipped = False
             self.rounds += 1
@@ -257,6 +262,7 @@ def finding_record(finding: Finding, expected) -> dict:
         "fire_count": v.fires,
         "expected_count": v.expected_fires,
         "graph_rewrites": v.graph_rewrites,
+        "graphs": v.graphs,
         "max_abs_error": v.max_abs_error,
         "seconds": v.seconds,
         "message": v.message,
@@ -309,7 +315,7 @@ def _quiet_torch() -> None:
     logging.getLogger("torch").setLevel(logging.CRITICAL)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m convbn_compat.fuzz",
         description="Search generated layer -> BatchNorm models for bugs of the pass, "
@@ -322,10 +328,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, help="Hypothesis example database folder")
     parser.add_argument("--out", type=Path, help="results file (default results/<run>.json)")
     parser.add_argument("--run", default=os.environ.get("CONVBN_SESSION") or "fuzz-installed")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes that search side by side, each with its share of the cores "
+        "(default: one per core; 1 searches in this process)",
+    )
+    parser.add_argument("--round-start", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--round-step", type=int, default=1, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.minutes <= 0 or (args.max_examples is not None and args.max_examples < 1):
         print("convbn-compat fuzz: --minutes and --max-examples must be positive", file=sys.stderr)
         return 2
+    workers = args.workers or (os.cpu_count() or 1)
+    if args.max_examples is not None:
+        workers = min(workers, args.max_examples)
+    out = args.out or results.results_dir() / f"{args.run}.json"
+    db = args.db or Path(".hypothesis") / "convbn-fuzz" / f"{args.run}-{args.device}"
+    if workers > 1:
+        return _run_workers(args, workers, out, db)
     import torch
 
     from . import devices
@@ -335,21 +361,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not devices.gpu_available():
         print(f"convbn-compat fuzz: {devices.gpu_skip_reason()}", file=sys.stderr)
         return 2
-    out = args.out or results.results_dir() / f"{args.run}.json"
-    db = args.db or Path(".hypothesis") / "convbn-fuzz" / f"{args.run}-{args.device}"
-    fuzzer = Fuzzer(args.device, args.seed, args.minutes * 60, args.max_examples, db, judge)
-    writer = results.ResultsWriter(
-        out,
-        {
-            "session": args.run,
-            "kind": "fuzz",
-            "release": os.environ.get("CONVBN_RELEASE"),
-            "flavour": os.environ.get("CONVBN_FLAVOUR"),
-            "install": json.loads(os.environ.get("CONVBN_INSTALL_RECORD") or "null"),
-        },
+    threads = os.environ.get("CONVBN_WORKER_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+    label = f"w{args.round_start} " if args.round_step > 1 else ""
+    fuzzer = Fuzzer(
+        args.device,
+        args.seed,
+        args.minutes * 60,
+        args.max_examples,
+        db,
+        judge,
+        progress=lambda line: print(f"{label}{line}", flush=True),
+        round_start=args.round_start,
+        round_step=args.round_step,
     )
+    writer = _writer(args, out)
     print(
-        f"fuzzing torch {torch.__version__} on {args.device}: {args.minutes:g} min"
+        f"{label}fuzzing torch {torch.__version__} on {args.device}: {args.minutes:g} min"
         + (f", at most {args.max_examples} examples" if args.max_examples else "")
         + f", seed {args.seed}, database {db}",
         flush=True,
@@ -361,21 +390,113 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # Whatever happened, the findings so far are written.
         write_results(fuzzer, writer, complete)
-        _summary(fuzzer, out)
+        if args.round_step == 1:
+            _summary(writer.data, out)
     return 0
 
 
-def _summary(fuzzer: Fuzzer, out: Path) -> None:
-    print(f"\n{fuzzer.examples_run} examples in {fuzzer.rounds} rounds; results: {out}")
-    for f in sorted(
-        fuzzer.findings.values(), key=lambda f: (f.signature.blame != "pass", f.signature)
-    ):
-        v = f.verdict
-        mark = "PASS BUG " if f.signature.blame == Blame.PASS.value else "not pass "
-        print(f"  {mark}{f.signature} x{f.count}{'' if f.shrunk else ' (not shrunk)'}")
-        print(f"      {f.example.id}")
-        print(f"      {v.message[:160]}")
-    if not fuzzer.findings:
+def _writer(args, out: Path) -> results.ResultsWriter:
+    return results.ResultsWriter(
+        out,
+        {
+            "session": args.run,
+            "kind": "fuzz",
+            "release": os.environ.get("CONVBN_RELEASE"),
+            "flavour": os.environ.get("CONVBN_FLAVOUR"),
+            "install": json.loads(os.environ.get("CONVBN_INSTALL_RECORD") or "null"),
+        },
+    )
+
+
+def _run_workers(args, workers: int, out: Path, db: Path) -> int:
+    """Search in ``workers`` processes, then merge their findings into one file."""
+    import subprocess
+    import tempfile
+
+    started = time.monotonic()
+    cores = os.cpu_count() or 1
+    env = dict(os.environ)
+    # Each worker gets its share of the cores, and compiles in its own process; a user's
+    # own settings win.
+    env.setdefault("CONVBN_WORKER_THREADS", str(max(1, cores // workers)))
+    if workers >= cores:
+        env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+    parts = Path(tempfile.mkdtemp(prefix="convbn-fuzz-"))
+    procs = []
+    for i in range(workers):
+        cmd = [
+            sys.executable, "-m", "convbn_compat.fuzz",
+            "--device", args.device, "--minutes", str(args.minutes), "--seed", str(args.seed),
+            "--db", str(db), "--run", args.run, "--workers", "1",
+            "--round-start", str(i), "--round-step", str(workers),
+            "--out", str(parts / f"w{i}.json"),
+        ]  # fmt: skip
+        if args.max_examples is not None:
+            share = args.max_examples // workers + (i < args.max_examples % workers)
+            cmd += ["--max-examples", str(share)]
+        procs.append(subprocess.Popen(cmd, env=env))
+    codes = []
+    try:
+        for proc in procs:
+            codes.append(proc.wait())
+    except KeyboardInterrupt:
+        # The workers got the same Ctrl-C and write what they found; wait for them.
+        codes = [proc.wait() for proc in procs]
+    finally:
+        merged = _merge(sorted(parts.glob("w*.json")), workers, time.monotonic() - started)
+        writer = _writer(args, out)
+        writer.data["cases"], writer.data["fuzz"] = merged["cases"], merged["fuzz"]
+        complete = merged["complete"] and len(codes) == workers and not any(codes)
+        writer.finish(complete=complete, exitstatus=0 if complete else 1)
+        _summary(writer.data, out)
+    return 0 if complete else 1
+
+
+def _merge(paths: list[Path], workers: int, elapsed: float) -> dict:
+    """One signature, one record: the shrunk and shortest example of any worker."""
+    by_sig: dict[str, dict] = {}
+    fuzz = {"workers": workers, "examples": 0, "rounds": 0, "counts": {}}
+    complete = len(paths) == workers
+    for path in paths:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        complete = complete and data["complete"]
+        part = data.get("fuzz", {})
+        for key in ("examples", "rounds"):
+            fuzz[key] += part.get(key, 0)
+        for name, n in part.get("counts", {}).items():
+            fuzz["counts"][name] = fuzz["counts"].get(name, 0) + n
+        for key in ("seed", "budget_s", "database"):
+            fuzz.setdefault(key, part.get(key))
+        for case in data["cases"]:
+            kept = by_sig.get(case["signature"])
+            if kept is None:
+                by_sig[case["signature"]] = dict(case)
+                continue
+            total = kept["examples_with_signature"] + case["examples_with_signature"]
+            if (not case["shrunk"], len(case["id"])) < (not kept["shrunk"], len(kept["id"])):
+                kept.update(case)
+            kept["examples_with_signature"] = total
+    fuzz["elapsed_s"] = round(elapsed, 1)
+    fuzz["examples_per_minute"] = round(60 * fuzz["examples"] / max(elapsed, 1e-9), 1)
+    fuzz["signatures"] = len(by_sig)
+    fuzz["blamed_on_pass"] = sum(1 for c in by_sig.values() if c["blame"] == Blame.PASS.value)
+    cases = sorted(by_sig.values(), key=lambda c: (c["blame"] != Blame.PASS.value, c["signature"]))
+    return {"cases": cases, "fuzz": fuzz, "complete": complete}
+
+
+def _summary(data: dict, out: Path) -> None:
+    fuzz = data["fuzz"]
+    print(
+        f"\n{fuzz['examples']} examples in {fuzz['rounds']} rounds, "
+        f"{fuzz['examples_per_minute']} a minute; results: {out}"
+    )
+    for case in data["cases"]:
+        mark = "PASS BUG " if case["blame"] == Blame.PASS.value else "not pass "
+        shrunk = "" if case["shrunk"] else " (not shrunk)"
+        print(f"  {mark}{case['signature']} x{case['examples_with_signature']}{shrunk}")
+        print(f"      {case['id']}")
+        print(f"      {case['message'][:160]}")
+    if not data["cases"]:
         print("  no failures")
 
 

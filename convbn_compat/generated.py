@@ -43,7 +43,8 @@ CALLS = (
     "decomposed",  # the module call, traced to a pre-dispatch aten graph first
 )
 FUNCTIONAL_CALLS = ("fpos", "fkw", "fallkw", "fmixed")
-BN_FORMS = ("pos", "kw")  # functional BatchNorm: arguments by position, or by keyword
+# Functional BatchNorm: non-default arguments by position, by keyword, or all 8 by position.
+BN_FORMS = ("pos", "kw", "all")
 CONTROLS = ("none", "flagoff", "train", "freezing")
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -299,7 +300,7 @@ def _(f, m, dims):
     f["bn_momentum"] = None if m[1] == "none" else float(m[1])
 
 
-@_token(r"bn(kw)")
+@_token(r"bn(kw|all)")
 def _(f, m, dims):
     f["bn_form"] = m[1]
 

@@ -76,7 +76,13 @@ _CONVT_ARGS = (
     ("groups", 1),
     ("dilation", 1),
 )
-_BN_ARGS = (("weight", None), ("bias", None), ("training", False), ("momentum", 0.1), ("eps", 1e-5))
+_BN_ARGS = (
+    ("weight", None),
+    ("bias", None),
+    ("training", False),
+    ("momentum", 0.1),
+    ("eps", 1e-5),
+)
 
 
 def _is_default(value, default) -> bool:
@@ -87,33 +93,97 @@ def _is_default(value, default) -> bool:
     return value == default
 
 
-def _call(fn, head: tuple, rest: tuple, values: dict, style: str, head_names=()):
-    """Call ``fn(*head, ...)`` with the arguments after the head in ``style``: by
-    position up to the last non-default one (pos), or by keyword, non-defaults only."""
-    names = [name for name, _ in rest]
-    if style == "allkw":
-        return fn(**dict(zip(head_names, head)), **_non_default(rest, values))
-    if style == "pos":
-        last = max(
-            (i for i, (n, d) in enumerate(rest) if not _is_default(values[n], d)), default=-1
-        )
-        return fn(*head, *(values[n] for n in names[: last + 1]))
-    if style == "mixed":  # the first of the rest by position (bias), then keywords
-        first, *others = rest
-        return fn(*head, values[first[0]], **_non_default(tuple(others), values))
-    return fn(*head, **_non_default(rest, values))
+def _call_source(fn: str, head: list[tuple[str, str]], rest: list, style: str) -> str:
+    """A call written out as a model author would: ``head`` and ``rest`` are
+    (name, source) pairs, ``rest`` with each argument's default. ``pos``: by position
+    up to the last non-default one; ``kw``: the head by position, non-defaults by
+    keyword; ``allkw``: every non-default by keyword; ``mixed``: the head and the first
+    of the rest by position, non-defaults after it by keyword; ``all``: every argument
+    by position."""
+
+    def keywords(pairs):
+        return [f"{name}={src}" for name, src, value, default in pairs if not _is_default(value, default)]
+
+    heads = [src for _, src in head]
+    if style == "all":
+        args = heads + [src for _, src, _, _ in rest]
+    elif style == "pos":
+        last = max((i for i, r in enumerate(rest) if not _is_default(r[2], r[3])), default=-1)
+        args = heads + [src for _, src, _, _ in rest[: last + 1]]
+    elif style == "allkw":
+        args = [f"{name}={src}" for name, src in head] + keywords(rest)
+    elif style == "mixed":
+        args = [*heads, rest[0][1], *keywords(rest[1:])]
+    else:
+        args = heads + keywords(rest)
+    return f"{fn}({', '.join(args)})"
 
 
-def _non_default(rest: tuple, values: dict) -> dict:
-    return {n: values[n] for n, d in rest if not _is_default(values[n], d)}
+def forward_source(ex: Example) -> str:
+    """The model's forward, as plain Python: no helper for Dynamo to break a graph on."""
+    lines = ["def forward(self, x):"]
+    style = {"fpos": "pos", "fkw": "kw", "fallkw": "allkw", "fmixed": "mixed"}.get(ex.call)
+    for i in range(ex.pairs):
+        layer, bn = f"self.layers[{i}]", f"self.bns[{i}]"
+        if style is None:
+            kw = "input=" if ex.call == "modulekw" else ""
+            lines.append(f"    y = {layer}({kw}x)")
+            lines.append(f"    out = {bn}({kw}y)")
+        else:
+            values = {
+                "bias": f"{layer}.bias" if ex.bias else None,
+                "stride": ex.stride,
+                "padding": ex.padding,
+                "dilation": ex.dilation,
+                "groups": ex.groups,
+                "output_padding": ex.output_padding,
+            }
+            if ex.layer == "Linear":
+                fn, sig = "F.linear", _LINEAR_ARGS
+            elif is_transposed(ex.layer):
+                fn, sig = f"F.conv_transpose{ex.dims}d", _CONVT_ARGS
+            else:
+                fn, sig = f"F.conv{ex.dims}d", _CONV_ARGS
+            rest = [(n, _literal(values[n]), values[n], d) for n, d in sig]
+            head = [("input", "x"), ("weight", f"{layer}.weight")]
+            lines.append(f"    y = {_call_source(fn, head, rest, style)}")
+            # What nn.BatchNorm's forward would pass, spelled out by the model's author.
+            training = ex.control == "train" or not ex.bn_track
+            bn_values = {
+                "weight": f"{bn}.weight" if ex.bn_affine else None,
+                "bias": f"{bn}.bias" if ex.bn_affine else None,
+                "training": training,
+                "momentum": 0.0 if ex.bn_momentum is None else ex.bn_momentum,
+                "eps": ex.bn_eps,
+            }
+            rest = [(n, _literal(bn_values[n]), bn_values[n], d) for n, d in _BN_ARGS]
+            stats = "None" if not ex.bn_track else None
+            head = [
+                ("input", "y"),
+                ("running_mean", stats or f"{bn}.running_mean"),
+                ("running_var", stats or f"{bn}.running_var"),
+            ]
+            bn_style = "kw" if ex.bn_form == "kw" else "all" if ex.bn_form == "all" else "pos"
+            lines.append(f"    out = {_call_source('F.batch_norm', head, rest, bn_style)}")
+        if ex.extra_user and i == ex.pairs - 1:
+            lines.append("    out = out + y  # a second user of the layer output")
+        lines.append("    x = out")
+    lines.append("    return x")
+    return "\n".join(lines) + "\n"
+
+
+def _literal(value) -> str:
+    """Source for an argument: attribute paths are already source, values are repr'd."""
+    if isinstance(value, str) and value.startswith("self."):
+        return value
+    return repr(value)
 
 
 class GenModel(nn.Module):
-    """``pairs`` x (layer -> BatchNorm), called in the example's style."""
+    """``pairs`` x (layer -> BatchNorm); ``forward`` is :func:`forward_source`."""
 
     def __init__(self, ex: Example):
         super().__init__()
-        self.ex = ex
         self.layers = nn.ModuleList(
             _layer(ex, ex.in_ch if i == 0 else ex.out_ch) for i in range(ex.pairs)
         )
@@ -130,51 +200,17 @@ class GenModel(nn.Module):
         )
         for i, norm in enumerate(self.bns):
             _randomize(norm, ex.stats_seed * 16 + i)
-
-    def _apply_layer(self, layer, x):
-        ex = self.ex
-        if not ex.functional:
-            return layer(input=x) if ex.call == "modulekw" else layer(x)
-        values = {
-            "bias": layer.bias,
-            "stride": getattr(layer, "stride", 1),
-            "padding": getattr(layer, "padding", 0),
-            "dilation": getattr(layer, "dilation", 1),
-            "groups": getattr(layer, "groups", 1),
-            "output_padding": getattr(layer, "output_padding", 0),
-        }
-        if ex.layer == "Linear":
-            fn, rest = F.linear, _LINEAR_ARGS
-        elif is_transposed(ex.layer):
-            fn, rest = getattr(F, f"conv_transpose{ex.dims}d"), _CONVT_ARGS
-        else:
-            fn, rest = getattr(F, f"conv{ex.dims}d"), _CONV_ARGS
-        style = {"fpos": "pos", "fkw": "kw", "fallkw": "allkw", "fmixed": "mixed"}[ex.call]
-        return _call(fn, (x, layer.weight), rest, values, style, ("input", "weight"))
-
-    def _apply_bn(self, bn, y):
-        ex = self.ex
-        if not ex.functional:
-            return bn(input=y) if ex.call == "modulekw" else bn(y)
-        # What nn.BatchNorm's forward passes to F.batch_norm, spelled out by the model.
-        values = {
-            "weight": bn.weight,
-            "bias": bn.bias,
-            "training": self.training or bn.running_mean is None,
-            "momentum": 0.0 if bn.momentum is None else bn.momentum,
-            "eps": bn.eps,
-        }
-        head = (y, bn.running_mean, bn.running_var)
-        return _call(F.batch_norm, head, _BN_ARGS, values, ex.bn_form)
+        self.source = forward_source(ex)
+        namespace: dict = {"F": F}
+        exec(compile(self.source, f"<forward of {ex.id}>", "exec"), namespace)
+        # A plain function of the class: Dynamo traces it like any written forward.
+        self._forward = namespace["forward"]
 
     def forward(self, x):
-        last = len(self.layers) - 1
-        for i, (layer, bn) in enumerate(zip(self.layers, self.bns)):
-            y = self._apply_layer(layer, x)
-            x = self._apply_bn(bn, y)
-            if self.ex.extra_user and i == last:
-                x = x + y  # the layer output has a second user: the pass must leave it
-        return x
+        return self._forward(self, x)
+
+    def extra_repr(self) -> str:
+        return "\n" + self.source.rstrip()
 
 
 def build(ex: Example) -> tuple[nn.Module, tuple[int, ...]]:
@@ -188,6 +224,9 @@ class Observation:
     """One compile of an example: right, wrong, failing, or refused by eager."""
 
     kind: str  # "correct" | "wrong" | "error" | "invalid"
+    graphs: int | None = None
+    """Graphs Dynamo captured: 1 unless something broke the graph (or dynamic shapes
+    recompiled), which would keep the layer and its BatchNorm apart."""
     fires: int | None = None
     in_graph: int | None = None
     max_abs_error: float | None = None
@@ -207,6 +246,7 @@ class Verdict:
     fires: int | None
     fires_off: int | None
     graph_rewrites: int | None
+    graphs: int | None
     max_abs_error: float | None
     message: str
     exception: str | None
@@ -320,9 +360,11 @@ def observe(ex: Example, device: str, *, pass_on: bool) -> Observation:
             if ex.call == "decomposed":
                 compiled_model = tracing.pre_dispatch_trace(compiled_model, batches[0])
             compiled = torch.compile(compiled_model, dynamic=True if ex.dynamic else None)
+            graphs_before = _graphs_captured()
             with inductor.count_fires() as fires:
                 outs = [compiled(b) for b in batches]
             obs.fires, obs.in_graph = fires.counter, fires.in_graph
+            obs.graphs = _graphs_captured() - graphs_before
             errors = []
             for out, eager_out, (ref, _) in zip(outs, eager_outs, refs):
                 ok, err, msg = _check(out, eager_out.detach(), ex, ref)
@@ -348,6 +390,12 @@ def observe(ex: Example, device: str, *, pass_on: bool) -> Observation:
     finally:
         inductor.reset_compiler()
     return obs
+
+
+def _graphs_captured() -> int:
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
 
 
 def judge(ex: Example, device: str = "cpu") -> Verdict:
@@ -379,6 +427,7 @@ def judge(ex: Example, device: str = "cpu") -> Verdict:
         fires=on.fires,
         fires_off=None if off is None else off.fires,
         graph_rewrites=on.in_graph,
+        graphs=on.graphs,
         max_abs_error=on.max_abs_error,
         message=message,
         exception=on.exception,

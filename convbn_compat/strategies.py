@@ -11,6 +11,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from .generated import (
+    BN_FORMS,
     CALLS,
     CONTROLS,
     LAYERS,
@@ -132,7 +133,7 @@ def examples(draw, device: str = "cpu", layers: tuple[str, ...] = LAYERS) -> Exa
     fields["bn_eps"] = draw(st.sampled_from((1e-5, 1e-3, 0.1)))
     fields["bn_momentum"] = draw(st.sampled_from((0.1, 0.5, None)))
     if functional:
-        fields["bn_form"] = draw(st.sampled_from(("pos", "kw")))
+        fields["bn_form"] = draw(st.sampled_from(BN_FORMS))
     dtypes = CPU_DTYPES if device == "cpu" else CUDA_DTYPES
     fields["dtype"] = draw(st.sampled_from(dtypes))
     if device == "cuda" and fields["dtype"] == "float32":

@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch")
 
 from convbn_compat import repro  # noqa: E402
 from convbn_compat.generated import Example  # noqa: E402
-from convbn_compat.genrunner import judge  # noqa: E402
+from convbn_compat.genrunner import judge, observe  # noqa: E402
 from convbn_compat.matrix import load_run  # noqa: E402
 from convbn_compat.outcomes import Blame, Outcome  # noqa: E402
 
@@ -66,6 +66,17 @@ def test_a_plain_example_is_fused_with_nothing_to_blame():
     verdict = judge(PLAIN)
     assert (verdict.outcome, verdict.blame) == (Outcome.FUSED, Blame.NONE), verdict.message
     assert (verdict.fires, verdict.fires_off) == (1, None)  # pass off runs only on failure
+    assert verdict.graphs == 1
+
+
+@pytest.mark.parametrize("call", ["module", "modulekw", "fpos", "fkw", "fallkw", "fmixed"])
+def test_every_call_style_compiles_to_one_graph(call):
+    # A graph break between the layer and its BatchNorm would keep the pass away: an
+    # artefact of how the model is written, not a behaviour of the pass.
+    # The pass off: some styles make it fail, and a failed compile counts no graph.
+    ex = Example.from_id(f"Gen-Conv2d-{call}-c2x4-k3-s2-x1x2x6x6-bnall")
+    obs = observe(ex, "cpu", pass_on=False)
+    assert (obs.kind, obs.graphs) == ("correct", 1), obs.message
 
 
 def test_a_fault_in_the_pass_is_blamed_on_the_pass():

@@ -115,6 +115,7 @@ class _Verdict:
         self.outcome, self.blame, self.exception = outcome, blame, exception
         self.device, self.fires, self.fires_off = "cpu", 1, 0
         self.expected_fires, self.graph_rewrites, self.max_abs_error = 1, None, None
+        self.graphs = 1
         self.message, self.message_off, self.seconds = "planted", "", 0.0
 
     @property
