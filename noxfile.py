@@ -45,6 +45,7 @@ UNIT_TESTS = "tests/unit"
 REPRO_TESTS = "tests/test_repro.py"
 FAULT_TESTS = "tests/faults"
 CATALOGUE_TESTS = "tests/test_sensitivity_catalogue.py"
+ORACLE_TESTS = "tests/test_oracle.py"
 
 
 def _register_matrix() -> None:
@@ -152,10 +153,12 @@ def ci(session: nox.Session) -> None:
     session.notify("lint")
     for key in (OLDEST, NEWEST):
         # CI also checks that generated reproducers agree with the suite there, that the
-        # sensitivity catalogue applies to that release's pass, and, on the newest, that
-        # crashes, hangs and interrupts are recorded as they should be.
-        # Both run cold, then warm on the cold run's caches: same outcomes and counts.
-        extra = [WARM_CHECK, REPRO_TESTS, CATALOGUE_TESTS]
+        # sensitivity catalogue applies to that release's pass, that the generator's
+        # oracle blames injected faults right (and a fuzz run writes a report-ready
+        # file), and, on the newest, that crashes, hangs and interrupts are recorded as
+        # they should be. Both run cold, then warm on the cold run's caches: same
+        # outcomes and counts.
+        extra = [WARM_CHECK, REPRO_TESTS, CATALOGUE_TESTS, ORACLE_TESTS]
         extra += [FAULT_TESTS] if key == NEWEST else []
         session.notify(RELEASES[key].session("cpu"), posargs=[*extra, *session.posargs])
 

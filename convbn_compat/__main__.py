@@ -96,6 +96,20 @@ def _bisect(args: argparse.Namespace) -> int:
     return bisect(args.case, args.good, args.bad, args.device, Path.cwd())
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from .cases import CASES, FOUND
+    from .repro import release_range, replay, replay_markdown
+
+    ids = args.cases or [c.id for c in CASES if c.subset == FOUND]
+    keys = args.releases.split(",") if args.releases else None
+    seen = replay(ids, args.device, Path.cwd(), keys)
+    for case_id, row in seen.items():
+        print(f"{case_id}: wrong or failing {release_range(row)}")
+    if args.output:
+        return _emit(replay_markdown(seen, args.device), args.output)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convbn_compat")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     bis.add_argument("--bad", required=True, metavar="X.Y", help="newer release")
     bis.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     bis.set_defaults(func=_bisect)
+    rep = sub.add_parser(
+        "replay",
+        help="run cases' standalone reproducers in every release's environment: the "
+        "release range of each (default: the found cases)",
+    )
+    rep.add_argument("cases", nargs="*", help="case or generated example ids")
+    rep.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    rep.add_argument("--releases", metavar="X.Y,X.Y", help="only these releases")
+    rep.add_argument("-o", "--output", type=Path, help="write a Markdown table here")
+    rep.set_defaults(func=_replay)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

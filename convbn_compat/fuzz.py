@@ -97,6 +97,8 @@ class Fuzzer:
     judge: object = None
     """The oracle, ``judge(example, device) -> Verdict``; genrunner.judge by default."""
     progress: object = print
+    log: Path | None = None
+    """Where every verdict goes, one JSON line each (``--verdicts``)."""
     round_start: int = 0
     round_step: int = 1
     """Worker i of N runs rounds i, i+N, i+2N...: the examples are those of one worker."""
@@ -122,6 +124,11 @@ class Fuzzer:
         verdict = self.judge(ex, self.device)
         self.verdicts[ex.id] = verdict
         self.examples_run += 1
+        if self.log is not None:
+            line = {"id": ex.id, "outcome": verdict.outcome.value, "blame": verdict.blame.value}
+            line.update(fires=verdict.fires, fires_off=verdict.fires_off, seconds=verdict.seconds)
+            with self.log.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line) + "\n")
         key = verdict.outcome.value if verdict.blame is not Blame.INVALID else "invalid"
         self.counts[key] = self.counts.get(key, 0) + 1
         sig = signature(ex, verdict)
@@ -335,6 +342,9 @@ def _parser() -> argparse.ArgumentParser:
         help="processes that search side by side, each with its share of the cores "
         "(default: one per core; 1 searches in this process)",
     )
+    parser.add_argument(
+        "--verdicts", type=Path, help="also append every example's verdict here (JSON lines)"
+    )
     parser.add_argument("--round-start", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--round-step", type=int, default=1, help=argparse.SUPPRESS)
     return parser
@@ -373,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         db,
         judge,
         progress=lambda line: print(f"{label}{line}", flush=True),
+        log=args.verdicts,
         round_start=args.round_start,
         round_step=args.round_step,
     )
@@ -431,6 +442,8 @@ def _run_workers(args, workers: int, out: Path, db: Path) -> int:
             "--round-start", str(i), "--round-step", str(workers),
             "--out", str(parts / f"w{i}.json"),
         ]  # fmt: skip
+        if args.verdicts:
+            cmd += ["--verdicts", str(args.verdicts)]
         if args.max_examples is not None:
             share = args.max_examples // workers + (i < args.max_examples % workers)
             cmd += ["--max-examples", str(share)]

@@ -102,7 +102,11 @@ def _call_source(fn: str, head: list[tuple[str, str]], rest: list, style: str) -
     by position."""
 
     def keywords(pairs):
-        return [f"{name}={src}" for name, src, value, default in pairs if not _is_default(value, default)]
+        return [
+            f"{name}={src}"
+            for name, src, value, default in pairs
+            if not _is_default(value, default)
+        ]
 
     heads = [src for _, src in head]
     if style == "all":
@@ -210,7 +214,7 @@ class GenModel(nn.Module):
         return self._forward(self, x)
 
     def extra_repr(self) -> str:
-        return "\n" + self.source.rstrip()
+        return "forward, as generated:\n" + self.source.rstrip()
 
 
 def build(ex: Example) -> tuple[nn.Module, tuple[int, ...]]:
@@ -281,19 +285,44 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:500] if text else type(exc).__name__
 
 
+ROUNDING_ULPS = 4
+"""How many units in the last place of the output's scale the fold may add to eager's
+rounding error (see _check)."""
+
+
 def _check(actual, expected, ex: Example, reference) -> tuple[bool, float | None, str]:
-    """The matrix's judgement (cases._compare), with one allowance for the fold's rounding:
-    a float32/float64 output that fails assert_close is still right when it is no
-    further from the float64 value than twice eager's distance plus 1e-4, the rule the
-    matrix applies to float16. Bugs of the pass move outputs by whole units."""
+    """The matrix's judgement (cases._compare), with one allowance for the fold's rounding.
+
+    The fold computes ``weight * scale`` and rounds it once in the model's dtype, so its
+    output differs from eager's by rounding. An output that fails the matrix's test is
+    still right when it is no further from the float64 value than twice eager's
+    distance, plus 1e-4, plus ROUNDING_ULPS units of the dtype's epsilon times the
+    output's scale. For float32 that last term is below 1e-6 of the scale; for float16
+    and bfloat16 it is about 0.4% and 3%. On the H200, 4 minutes of float16/bfloat16
+    examples under the matrix's rule alone (2x eager + 1e-4) turned up 15 signatures at
+    2-7x eager's rounding error, none beyond 1% of the output's scale; bugs of the pass
+    move outputs by whole units.
+    """
     tol = Tolerance.for_run(False, ex.dtype)
     low = ex.dtype in LOW_PRECISION or ex.autocast
     ok, err, msg = _compare(actual, expected, tol, reference if low else None)
-    if not ok and not low and err is not None:
-        ok2, _, _ = _compare(actual, expected, tol, reference)
-        if ok2:
-            return True, err, ""
-    return ok, err, msg
+    if ok or err is None or reference is None or actual.shape != reference.shape:
+        return ok, err, msg
+    with torch.no_grad():
+        ref = reference.double()
+        compiled_err = float((actual.double() - ref).abs().max())
+        eager_err = float((expected.double() - ref).abs().max())
+        scale = float(ref.abs().max())
+    dtype = torch.float16 if ex.autocast else actual.dtype
+    allowed = 2 * eager_err + 1e-4 + ROUNDING_ULPS * torch.finfo(dtype).eps * scale
+    if compiled_err <= allowed:
+        return True, err, ""
+    return (
+        False,
+        err,
+        f"{msg} (compiled is {compiled_err:.3g} from the float64 value, eager {eager_err:.3g}, "
+        f"allowed {allowed:.3g} at output scale {scale:.3g})",
+    )
 
 
 def _reference(model, *inputs, grad: bool = False):

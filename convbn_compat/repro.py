@@ -323,3 +323,66 @@ def bisect(case_id: str, good: str, bad: str, device: str = "cpu", root: Path = 
         f"--release {first} -o {case_id}.py"
     )
     return 0
+
+
+BAD = ("wrong-result", "error")
+
+
+def release_range(outcomes: dict[str, str]) -> str:
+    """'2.5 to 2.15', 'from 2.2, fixed in 2.13' ...: where a case is wrong or errors."""
+    keys = list(outcomes)
+    bad = [k for k in keys if outcomes[k] in BAD]
+    if not bad:
+        return "never wrong or failing"
+    first = bad[0]
+    after = keys[keys.index(first) :]
+    fixed = next((k for k in after if outcomes[k] not in BAD), None)
+    if fixed is None:
+        return f"from {first} to {keys[-1]} (the newest tested): not fixed"
+    return f"from {first}, fixed in {fixed}"
+
+
+def replay(
+    case_ids: list[str],
+    device: str = "cpu",
+    root: Path = Path("."),
+    keys: list[str] | None = None,
+    progress=print,
+) -> dict[str, dict[str, str]]:
+    """Each case's standalone reproducer, run in each release's environment.
+
+    Environments are the sessions' own (``.nox/tests-X.Y-<flavour>``), created with
+    ``nox --install-only`` where missing. Returns case id -> release -> outcome word.
+    """
+    cases_ = [get_case(c) for c in case_ids]
+    keys = keys or [k for k in RELEASES if k != NIGHTLY]
+    for k in keys:
+        get_release(k)
+    flavour = "cuda" if device == "cuda" else "cpu"
+    script_dir = root / "results" / "replay"
+    script_dir.mkdir(parents=True, exist_ok=True)
+    seen: dict[str, dict[str, str]] = {c.id: {} for c in cases_}
+    for key in keys:
+        python = str(environment_python(RELEASES[key], flavour, root))
+        for case in cases_:
+            script = script_dir / f"{case.id}-{device}-{key}.py"
+            script.write_text(repro_script(case.id, device, key))
+            seen[case.id][key] = run_script(python, script)
+            progress(f"  torch {RELEASES[key].torch}: {case.id}: {seen[case.id][key]}")
+    return seen
+
+
+def replay_markdown(seen: dict[str, dict[str, str]], device: str) -> str:
+    keys = list(next(iter(seen.values()), {}))
+    lines = [
+        f"Each case's standalone reproducer (`python -m convbn_compat repro ID --device "
+        f"{device} --release X.Y`), run with the Python of each release's environment "
+        "(`python -m convbn_compat replay`). Outcome words as in the matrix.",
+        "",
+        "| case | " + " | ".join(keys) + " | wrong or failing |",
+        "|---|" + "---|" * (len(keys) + 1),
+    ]
+    for case_id, row in seen.items():
+        cells = " | ".join(row[k] if len(row[k]) < 20 else "error (script)" for k in keys)
+        lines.append(f"| `{case_id}` | {cells} | {release_range(row)} |")
+    return "\n".join(lines) + "\n"

@@ -59,6 +59,7 @@ def _double_the_output(graph):
     first = output.args[0][0]
     with graph.inserting_before(output):
         doubled = graph.call_function(torch.ops.aten.mul.Tensor, (first, 2.0))
+    doubled.meta.update(first.meta)  # same shape and dtype; lowering reads meta["val"]
     output.args = ((doubled, *output.args[0][1:]),)
 
 

@@ -179,3 +179,16 @@ def test_the_database_replays_earlier_findings(tmp_path):
 def test_a_signature_reads_as_one_line():
     sig = Signature("pass", "error", "RuntimeError", "ConvTranspose2d", "module")
     assert str(sig) == "pass/error/RuntimeError/ConvTranspose2d/module"
+
+
+def test_a_release_range_names_the_first_bad_release_and_the_fix():
+    from convbn_compat.repro import release_range, replay_markdown
+
+    never = {"2.2": "not-fused", "2.3": "fused"}
+    assert release_range(never) == "never wrong or failing"
+    open_bug = {"2.2": "not-fused", "2.4": "error", "2.5": "wrong-result"}
+    assert release_range(open_bug) == "from 2.4 to 2.5 (the newest tested): not fixed"
+    fixed = {"2.2": "error", "2.3": "fused", "2.4": "error"}
+    assert release_range(fixed) == "from 2.2, fixed in 2.3"
+    table = replay_markdown({"Gen-Linear-module-c1x2-x1x2x1": open_bug}, "cpu")
+    assert "| `Gen-Linear-module-c1x2-x1x2x1` | not-fused | error | wrong-result |" in table

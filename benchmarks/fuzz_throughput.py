@@ -1,0 +1,115 @@
+"""Generated examples per minute, side by side in one run, and a check that the
+compile cache hides nothing.
+
+    python benchmarks/fuzz_throughput.py --python .nox/fuzz-2-15-cpu/bin/python \
+        --examples 60 --record docs/benchmarks.md
+
+Runs the same seeded search three times in that environment, each stopping after the
+same number of examples (so each runs the same examples):
+
+* one worker, an empty Inductor cache (cold);
+* one worker per core, an empty cache (cold);
+* one worker per core again, on the cache the second run left (warm).
+
+The warm run must give every example the verdict the cold one gave (outcome, blame and
+fire counts both ways): with pre-grad passes run before any cache lookup, a cache may
+only save time, never hide the pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OBSERVED = ("outcome", "blame", "fires", "fires_off")
+
+
+def _run(python: str, examples: int, seed: int, workers: int, cache: Path, work: Path) -> dict:
+    verdicts = work / f"verdicts-{workers}-{time.monotonic_ns()}.jsonl"
+    out = work / f"fuzz-{workers}.json"
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT))
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            *(python, "-m", "convbn_compat.fuzz", "--max-examples", str(examples)),
+            *("--minutes", "60", "--seed", str(seed), "--workers", str(workers)),
+            *("--db", str(work / f"db-{time.monotonic_ns()}"), "--out", str(out)),
+            *("--verdicts", str(verdicts), "--run", "bench"),
+        ],
+        env=env,
+        check=True,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - started
+    lines = [json.loads(line) for line in verdicts.read_text().splitlines()]
+    data = json.loads(out.read_text())
+    return {
+        "workers": workers,
+        "wall_s": round(wall, 1),
+        "examples": len(lines),
+        "per_minute": round(60 * len(lines) / wall, 1),
+        "signatures": len(data["cases"]),
+        "torch": data["environment"]["torch"],
+        "verdicts": {line["id"]: {k: line[k] for k in OBSERVED} for line in lines},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", required=True, help="the Python of a torch environment")
+    parser.add_argument("--examples", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--record", type=Path, help="append the Markdown record here")
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    work = Path(tempfile.mkdtemp(prefix="convbn-fuzz-bench-"))
+    try:
+        one = _run(args.python, args.examples, args.seed, 1, work / "cache-1", work)
+        many_cache = work / "cache-n"
+        cold = _run(args.python, args.examples, args.seed, cores, many_cache, work)
+        warm = _run(args.python, args.examples, args.seed, cores, many_cache, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    same_examples = set(one["verdicts"]) == set(cold["verdicts"]) == set(warm["verdicts"])
+    differ = [i for i, v in cold["verdicts"].items() if warm["verdicts"].get(i) != v]
+    rows = [
+        ("1 worker, cold cache", one, "1.00"),
+        (f"{cores} workers, cold cache", cold, f"{one['wall_s'] / cold['wall_s']:.2f}"),
+        (f"{cores} workers, warm cache", warm, f"{one['wall_s'] / warm['wall_s']:.2f}"),
+    ]
+    lines = [
+        f"\n### Fuzz throughput, {dt.date.today().isoformat()}: torch {one['torch']}, "
+        f"{cores} cores ({platform.processor() or platform.machine()}), "
+        f"{args.examples} examples, seed {args.seed}\n",
+        "| run | wall | examples a minute | speed-up over 1 worker |",
+        "|---|---|---|---|",
+        *(
+            f"| {name} | {r['wall_s']} s | {r['per_minute']} | {ratio}x |"
+            for name, r, ratio in rows
+        ),
+        "",
+        f"The three runs ran the same {len(cold['verdicts'])} examples: {same_examples}. "
+        f"Verdicts (outcome, blame, fires with the pass on and off) that differ between "
+        f"the cold and the warm run: {len(differ)}{' ' + str(differ[:5]) if differ else ''}.",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.record:
+        with args.record.open("a", encoding="utf-8") as fh:
+            fh.write(text)
+    return 0 if same_examples and not differ else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
