@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -34,7 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 OBSERVED = ("outcome", "blame", "fires", "fires_off")
 
 
-def _run(python: str, examples: int, seed: int, workers: int, cache: Path, work: Path) -> dict:
+def _run(
+    python: str, device: str, examples: int, seed: int, workers: int, cache: Path, work: Path
+) -> dict:
     verdicts = work / f"verdicts-{workers}-{time.monotonic_ns()}.jsonl"
     out = work / f"fuzz-{workers}.json"
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT))
@@ -42,6 +45,7 @@ def _run(python: str, examples: int, seed: int, workers: int, cache: Path, work:
     subprocess.run(
         [
             *(python, "-m", "convbn_compat.fuzz", "--max-examples", str(examples)),
+            *("--device", device),
             *("--minutes", "60", "--seed", str(seed), "--workers", str(workers)),
             *("--db", str(work / f"db-{time.monotonic_ns()}"), "--out", str(out)),
             *("--verdicts", str(verdicts), "--run", "bench"),
@@ -68,29 +72,33 @@ def _run(python: str, examples: int, seed: int, workers: int, cache: Path, work:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", required=True, help="the Python of a torch environment")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--examples", type=int, default=60)
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="the many (default: cores)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--record", type=Path, help="append the Markdown record here")
     args = parser.parse_args()
-    cores = os.cpu_count() or 1
+    cores, n = os.cpu_count() or 1, args.workers
     work = Path(tempfile.mkdtemp(prefix="convbn-fuzz-bench-"))
+    run = functools.partial(_run, args.python, args.device, args.examples, args.seed)
     try:
-        one = _run(args.python, args.examples, args.seed, 1, work / "cache-1", work)
-        many_cache = work / "cache-n"
-        cold = _run(args.python, args.examples, args.seed, cores, many_cache, work)
-        warm = _run(args.python, args.examples, args.seed, cores, many_cache, work)
+        one = run(1, work / "cache-1", work)
+        cold = run(n, work / "cache-n", work)
+        warm = run(n, work / "cache-n", work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     same_examples = set(one["verdicts"]) == set(cold["verdicts"]) == set(warm["verdicts"])
     differ = [i for i, v in cold["verdicts"].items() if warm["verdicts"].get(i) != v]
     rows = [
         ("1 worker, cold cache", one, "1.00"),
-        (f"{cores} workers, cold cache", cold, f"{one['wall_s'] / cold['wall_s']:.2f}"),
-        (f"{cores} workers, warm cache", warm, f"{one['wall_s'] / warm['wall_s']:.2f}"),
+        (f"{n} workers, cold cache", cold, f"{one['wall_s'] / cold['wall_s']:.2f}"),
+        (f"{n} workers, warm cache", warm, f"{one['wall_s'] / warm['wall_s']:.2f}"),
     ]
     lines = [
         f"\n### Fuzz throughput, {dt.date.today().isoformat()}: torch {one['torch']}, "
-        f"{cores} cores ({platform.processor() or platform.machine()}), "
+        f"{args.device}, {cores} cores ({platform.processor() or platform.machine()}), "
         f"{args.examples} examples, seed {args.seed}\n",
         "| run | wall | examples a minute | speed-up over 1 worker |",
         "|---|---|---|---|",
