@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
+from hypothesis import HealthCheck, Phase, Verbosity, given, reject, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from . import results
@@ -126,7 +126,8 @@ class Fuzzer:
         self.examples_run += 1
         if self.log is not None:
             line = {"id": ex.id, "outcome": verdict.outcome.value, "blame": verdict.blame.value}
-            line.update(fires=verdict.fires, fires_off=verdict.fires_off, seconds=verdict.seconds)
+            line.update(fires=verdict.fires, fires_off=verdict.fires_off, graphs=verdict.graphs)
+            line.update(seconds=verdict.seconds)
             with self.log.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(line) + "\n")
         key = verdict.outcome.value if verdict.blame is not Blame.INVALID else "invalid"
@@ -145,6 +146,8 @@ class Fuzzer:
         verdict = self._evaluate(ex)
         if verdict is None:
             return
+        if verdict.blame is Blame.INVALID:
+            reject()  # eager refused it: tell Hypothesis, which steers away from it
         sig = signature(ex, verdict)
         if sig is None:
             return

@@ -439,14 +439,20 @@ def judge(ex: Example, device: str = "cpu") -> Verdict:
     if on.kind == "invalid":
         outcome, blame = Outcome.UNSUPPORTED, Blame.INVALID
     elif on.kind == "correct":
-        outcome = Outcome.FUSED if on.fires == ex.expected_fires else Outcome.NOT_FUSED
+        # Each graph Dynamo captured runs the pass once: with dynamic shapes a second
+        # batch size can compile again, and the counter then rises once per graph.
+        expected = ex.expected_fires * max(1, on.graphs or 1)
+        outcome = Outcome.FUSED if on.fires == expected else Outcome.NOT_FUSED
         blame = Blame.NONE
     else:
         outcome = Outcome.WRONG_RESULT if on.kind == "wrong" else Outcome.ERROR
         blame = Blame.PASS if off is not None and off.kind == "correct" else Blame.NOT_PASS
     message = on.message
     if outcome is Outcome.NOT_FUSED:
-        message = f"pass fired {on.fires} time(s), expected {ex.expected_fires}"
+        message = (
+            f"pass fired {on.fires} time(s) in {on.graphs} graph(s), "
+            f"expected {ex.expected_fires} a graph"
+        )
     return Verdict(
         id=ex.id,
         device=device,

@@ -143,6 +143,15 @@ def examples(draw, device: str = "cpu", layers: tuple[str, ...] = LAYERS) -> Exa
     fields["dynamic"] = _rarely(draw, 4)
     fields["extra_user"] = _rarely(draw, 5)
     fields["control"] = draw(st.sampled_from(CONTROLS[:1] * 9 + CONTROLS[1:]))
+    if call == "decomposed" and fields["control"] == "train" and fields["bn_momentum"] is None:
+        # A cumulative average divides by num_batches_tracked, a value make_fx cannot
+        # read while it traces ("trying to get value out of a tracing tensor"): no model
+        # for the pre-dispatch path, in any release.
+        fields["bn_momentum"] = 0.1
+    if fields["control"] == "train" or not fields["bn_track"]:
+        # BatchNorm on batch statistics needs more than one value per channel: eager
+        # refuses a batch of one on a 1x1 map ("Expected more than 1 value per channel").
+        fields["input_shape"] = (max(2, shape[0]), *shape[1:])
     if fields["control"] != "freezing":
         fields["backward"] = _rarely(draw, 3)
     fields["stats_seed"] = draw(st.integers(0, 3))
