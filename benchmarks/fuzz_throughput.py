@@ -82,9 +82,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--record", type=Path, help="append the Markdown record here")
     args = parser.parse_args()
+    # The runs start in a scratch folder: a relative path must not change meaning there.
+    # (abspath, not resolve: a venv's python is a symlink that must stay one.)
+    python = os.path.abspath(args.python) if os.sep in args.python else args.python
     cores, n = os.cpu_count() or 1, args.workers
     work = Path(tempfile.mkdtemp(prefix="convbn-fuzz-bench-"))
-    run = functools.partial(_run, args.python, args.device, args.examples, args.seed)
+    run = functools.partial(_run, python, args.device, args.examples, args.seed)
     try:
         one = run(1, work / "cache-1", work)
         cold = run(n, work / "cache-n", work)
