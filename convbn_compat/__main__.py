@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     report.set_defaults(func=_report)
     cases = sub.add_parser("cases", help="list case ids (subset, devices, what, links)")
-    cases.add_argument("--subset", choices=("upstream", "extended"))
+    cases.add_argument("--subset", choices=("upstream", "extended", "found"))
     cases.set_defaults(func=_cases)
     repro = sub.add_parser("repro", help="write a standalone script that reproduces a case")
     repro.add_argument("case", help="case id, e.g. ConvOp-bias-Conv2d-bn-decomposed")
