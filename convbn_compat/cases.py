@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import devices, inductor, tracing
+from . import devices, generated, inductor, tracing
 from .outcomes import Outcome, Unsupported
 
 __all__ = [
@@ -35,25 +35,10 @@ __all__ = [
     "run_case",
 ]
 
-LAYERS = (
-    "Linear",
-    "Conv1d",
-    "Conv2d",
-    "Conv3d",
-    "ConvTranspose1d",
-    "ConvTranspose2d",
-    "ConvTranspose3d",
-)
+# The layers the pass handles, one list for the case table and the generator.
+LAYERS = generated.LAYERS
 # The BatchNorm that follows each layer: the number of spatial dims decides it.
-_SPATIAL_DIMS = {
-    "Linear": 0,
-    "Conv1d": 1,
-    "Conv2d": 2,
-    "Conv3d": 3,
-    "ConvTranspose1d": 1,
-    "ConvTranspose2d": 2,
-    "ConvTranspose3d": 3,
-}
+_SPATIAL_DIMS = {layer: generated.spatial_dims(layer) for layer in LAYERS}
 MODULES = ("ConvOp", "MultiUserConvOp")
 EXPECTED_FIRES = {"ConvOp": 1, "MultiUserConvOp": 3}
 
@@ -292,9 +277,7 @@ def _extended_cases() -> tuple[Case, ...]:
 
 def generated_case(example_id: str, subset: str = GENERATED, about: str = "", links=()) -> Case:
     """The case of a generated example: its id is the example's id."""
-    from .generated import Example
-
-    ex = Example.from_id(example_id)
+    ex = generated.Example.from_id(example_id)
     return Case(
         ex.id,
         ex.expected_fires,
@@ -378,12 +361,10 @@ def get_case(case_id: str) -> Case:
 
     if case_id in _BY_ID:
         return _BY_ID[case_id]
-    from .generated import PREFIX, IdError
-
-    if case_id.startswith(PREFIX + "-"):
+    if case_id.startswith(generated.PREFIX + "-"):
         try:  # any generated example, found by `fuzz` or written by hand
             return generated_case(case_id)
-        except IdError as exc:
+        except generated.IdError as exc:
             raise ConfigError(str(exc)) from None
     close = [c for c in _BY_ID if case_id.lower() in c.lower()][:5]
     hint = f"; did you mean {', '.join(close)}" if close else ""
@@ -491,10 +472,9 @@ def _compare(actual, expected, tol: Tolerance, reference=None) -> tuple[bool, fl
 
 
 def _run_generated(case: Case, device: str) -> CaseResult:
-    from .generated import Example
-    from .genrunner import judge
+    from .genrunner import judge  # imports torch
 
-    v = judge(Example.from_id(case.example), device)
+    v = judge(generated.Example.from_id(case.example), device)
     return CaseResult(
         case.id,
         device,
