@@ -95,7 +95,8 @@ class Fuzzer:
     max_examples: int | None
     database: Path | None
     judge: object = None
-    """The oracle, ``judge(example, device) -> Verdict``; genrunner.judge by default."""
+    """The oracle, ``judge(example, device) -> Verdict``: genrunner.judge (main passes
+    it), or a stand-in in the unit tests. Required."""
     progress: object = print
     log: Path | None = None
     """Where every verdict goes, one JSON line each (``--verdicts``)."""
