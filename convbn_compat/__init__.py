@@ -4,6 +4,8 @@ The shim modules (``inductor``, ``tracing``, ``devices``, ``versions``) are the 
 place that knows how releases differ; tests and sessions speak only their language.
 """
 
+__version__ = "0.2.0"
+
 from .outcomes import Outcome, Unsupported
 from .releases import RELEASES, ConfigError, Release
 from .versions import release_of, torch_version_at_least
@@ -14,6 +16,7 @@ __all__ = [
     "Outcome",
     "Release",
     "Unsupported",
+    "__version__",
     "release_of",
     "torch_version_at_least",
 ]

@@ -4,10 +4,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import traceback
 from pathlib import Path
 
+from .exitcodes import Exit
 from .releases import ConfigError
+
+DESCRIPTION = """\
+convbn-compat: in which PyTorch releases does Inductor's efficient conv-bn eval pass
+work? The Nox sessions run the suite (nox -s tests-2.15-cpu); this command reads,
+reports, reproduces and bisects what they found."""
+
+EXAMPLES = """\
+examples:
+  convbn-compat report results/ -o report/          matrix.md, matrix.json, matrix.html
+  convbn-compat report results/ --baseline old/matrix.json   exit 1 on a new failure
+  convbn-compat table docs/results -o docs/matrix.md
+  convbn-compat cases --subset found
+  convbn-compat repro ConvOp-bias-Conv2d-bn-decomposed --release 2.3 -o repro.py
+  convbn-compat bisect Bug169011-bn3args-Conv2d-bn-module --older 2.4 --newer 2.15
+  convbn-compat replay --releases 2.4,2.15
+  convbn-compat env --json
+
+"""
+
+
+def version() -> str:
+    from . import __version__
+
+    return __version__
 
 
 def _env(args: argparse.Namespace) -> int:
@@ -28,14 +55,15 @@ def _env(args: argparse.Namespace) -> int:
             "without -R)",
             file=sys.stderr,
         )
-        return 3
+        return Exit.BAD_INPUT
     gpus = ", ".join(f"{g['name']} (sm {g['capability']})" for g in info["gpus"]) or "none"
-    print(
-        f"torch {info['torch']} | CUDA {info['cuda'] or 'none (CPU build)'} | "
-        f"Python {info['python']} | GPUs: {gpus} | pass present: {info['has_pass']}"
-    )
-    if args.json:
+    if args.json:  # JSON alone, for a program to read
         print(json.dumps(info, indent=1))
+    else:
+        print(
+            f"torch {info['torch']} | CUDA {info['cuda'] or 'none (CPU build)'} | "
+            f"Python {info['python']} | GPUs: {gpus} | pass present: {info['has_pass']}"
+        )
     if args.expect_torch and torch_release(torch.__version__) != torch_release(args.expect_torch):
         print(
             f"convbn-compat: this environment has torch {torch.__version__}, but the release "
@@ -43,13 +71,27 @@ def _env(args: argparse.Namespace) -> int:
             "--reuse-venv=no)",
             file=sys.stderr,
         )
-        return 3
-    return 0
+        return Exit.BAD_INPUT
+    return Exit.OK
+
+
+def check_output_file(output: Path | None) -> None:
+    """``-o FILE``: a file to write (replaced if it exists) in a folder that exists."""
+    if output is None:
+        return
+    if output.is_dir():
+        raise ConfigError(f"-o {output} is a folder; name a file to write")
+    if not output.parent.is_dir():
+        raise ConfigError(
+            f"-o {output}: its folder {output.parent} does not exist; create it first or "
+            "choose another path"
+        )
 
 
 def _emit(text: str, output: Path | None, hint: str = "") -> int:
     """Write ``text`` to ``output`` if given, else to stdout."""
     if output:
+        check_output_file(output)
         output.write_text(text, encoding="utf-8")
         print(f"wrote {output}{hint}")
     else:
@@ -60,6 +102,7 @@ def _emit(text: str, output: Path | None, hint: str = "") -> int:
 def _table(args: argparse.Namespace) -> int:
     from .report import table_document
 
+    check_output_file(args.output)
     return _emit(table_document(args.results, device=args.device), args.output)
 
 
@@ -86,6 +129,7 @@ def _cases(args: argparse.Namespace) -> int:
 def _repro(args: argparse.Namespace) -> int:
     from .repro import repro_script
 
+    check_output_file(args.output)
     text = repro_script(args.case, args.device, args.release, tf32=args.tf32)
     return _emit(text, args.output, "; run it with the Python of a torch environment")
 
@@ -93,13 +137,31 @@ def _repro(args: argparse.Namespace) -> int:
 def _bisect(args: argparse.Namespace) -> int:
     from .repro import bisect
 
-    return bisect(args.case, args.good, args.bad, args.device, Path.cwd())
+    root = Path.cwd()
+    if not (root / "noxfile.py").is_file():
+        raise ConfigError(
+            f"bisect builds each release's environment with the repository's Nox sessions, "
+            f"and {root} has no noxfile.py; run it from a convbn-compat checkout"
+        )
+    if shutil.which("nox") is None and not _importable("nox"):
+        raise ConfigError(
+            "bisect needs nox, which is neither on PATH nor importable; install it: "
+            "python3 -m pip install 'nox[uv]>=2025.2.9'"
+        )
+    return bisect(args.case, args.older, args.newer, args.device, root)
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
 
 
 def _replay(args: argparse.Namespace) -> int:
     from .cases import CASES, FOUND
     from .repro import release_range, replay, replay_markdown
 
+    check_output_file(args.output)
     ids = args.cases or [c.id for c in CASES if c.subset == FOUND]
     keys = args.releases.split(",") if args.releases else None
     seen = replay(ids, args.device, Path.cwd(), keys)
@@ -111,8 +173,14 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m convbn_compat")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="convbn-compat",
+        description=DESCRIPTION,
+        epilog=EXAMPLES + Exit.help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     env = sub.add_parser("env", help="print the torch, CUDA and devices under test")
     env.add_argument("--expect-torch", metavar="X.Y.Z", help="fail unless this torch is installed")
     env.add_argument("--json", action="store_true", help="also print the details as JSON")
@@ -160,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     repro.set_defaults(func=_repro)
     bis = sub.add_parser("bisect", help="find the first release where a case changes outcome")
     bis.add_argument("case")
-    bis.add_argument("--good", required=True, metavar="X.Y", help="older release")
-    bis.add_argument("--bad", required=True, metavar="X.Y", help="newer release")
+    # The older release need not be the good one: a fix is bisected as a regression is.
+    bis.add_argument("--older", "--good", required=True, metavar="X.Y", help="one release")
+    bis.add_argument("--newer", "--bad", required=True, metavar="X.Y", help="a later one")
     bis.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     bis.set_defaults(func=_bisect)
     rep = sub.add_parser(
@@ -176,10 +245,21 @@ def main(argv: list[str] | None = None) -> int:
     rep.set_defaults(func=_replay)
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        return int(args.func(args))
     except ConfigError as exc:
         print(f"convbn-compat: {exc}", file=sys.stderr)
-        return 2
+        return Exit.BAD_INPUT
+    except KeyboardInterrupt:
+        print("convbn-compat: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # a bug of ours: say so, and keep the traceback for the report
+        traceback.print_exc()
+        print(
+            f"convbn-compat {version()}: internal error (exit {Exit.CRASH:d}); this is a bug, "
+            "please report it with the traceback above",
+            file=sys.stderr,
+        )
+        return Exit.CRASH
 
 
 if __name__ == "__main__":

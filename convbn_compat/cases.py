@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 import functools
 import itertools
 import re
@@ -359,14 +360,20 @@ _BY_ID = {c.id: c for c in CASES}
 def get_case(case_id: str) -> Case:
     from .releases import ConfigError
 
+    case_id = case_id.strip()
     if case_id in _BY_ID:
         return _BY_ID[case_id]
+    for suffix in ("-cuda-tf32", "-cuda", "-cpu"):  # a cell's pytest id, pasted whole
+        if case_id.endswith(suffix) and case_id[: -len(suffix)] in _BY_ID:
+            return _BY_ID[case_id[: -len(suffix)]]
     if case_id.startswith(generated.PREFIX + "-"):
         try:  # any generated example, found by `fuzz` or written by hand
             return generated_case(case_id)
         except generated.IdError as exc:
             raise ConfigError(str(exc)) from None
     close = [c for c in _BY_ID if case_id.lower() in c.lower()][:5]
+    close = list(dict.fromkeys(close + difflib.get_close_matches(case_id, list(_BY_ID), 5, 0.8)))
+    close = close[:5]
     hint = f"; did you mean {', '.join(close)}" if close else ""
     raise ConfigError(
         f"no case {case_id!r}{hint}. Upstream ids look like "

@@ -288,9 +288,10 @@ def bisect(case_id: str, good: str, bad: str, device: str = "cpu", root: Path = 
         get_release(k)
         if k not in keys:
             raise ConfigError(f"bisect between released versions; {k!r} is not one")
-    lo, hi = keys.index(good), keys.index(bad)
-    if lo >= hi:
-        raise ConfigError(f"--good {good} must be an older release than --bad {bad}")
+    # Either order: the search is for where the outcome changes, a fix or a regression.
+    lo, hi = sorted((keys.index(good), keys.index(bad)))
+    if lo == hi:
+        raise ConfigError(f"bisect needs two different releases; both are {good}")
     flavour = "cuda" if device == "cuda" else "cpu"
     script_dir = root / "results" / "bisect"
     script_dir.mkdir(parents=True, exist_ok=True)
@@ -306,7 +307,7 @@ def bisect(case_id: str, good: str, bad: str, device: str = "cpu", root: Path = 
 
     start = outcome(keys[lo])
     if outcome(keys[hi]) == start:
-        print(f"{case_id}: {start} at both {good} and {bad}; no boundary to find")
+        print(f"{case_id}: {start} at both {keys[lo]} and {keys[hi]}; no boundary to find")
         return 1
     while hi - lo > 1:
         mid = (lo + hi) // 2

@@ -81,5 +81,6 @@ def test_matrix_record_flags_warm_outcomes_that_differ():
     text = bench.record_markdown(raw, bench.summarize(raw))
     assert "the whole CPU matrix (2 releases), once" in text
     lines = [line for line in text.splitlines() if line.startswith("| 2.")]
-    assert lines[0].endswith("| True |") and lines[1].endswith("| False |")
+    assert lines[0].endswith("| True |")
+    assert lines[1].endswith("| False |")
     assert "median" not in text

@@ -19,7 +19,15 @@ def _writer(path, rounds):
     for i in range(rounds):
         # Grow the file case by case, as a session does, with a large payload so a
         # non-atomic write would be caught half-way.
-        data["cases"].append({"id": f"case-{i}", "padding": "x" * 20000})
+        data["cases"].append(
+            {
+                "id": f"case-{i}",
+                "device": "cpu",
+                "outcome": "fused",
+                "expected_outcome": "fused",
+                "padding": "x" * 20000,
+            }
+        )
         data["complete"] = i == rounds - 1
         atomic_write_json(path, data)
 
@@ -32,7 +40,7 @@ def test_reader_never_sees_a_torn_results_file(tmp_path):
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
             "complete": False,
-            "environment": {},
+            "environment": {"torch": "2.4.1"},
             "cases": [],
         },
     )

@@ -7,7 +7,7 @@ import pytest
 
 from convbn_compat.__main__ import main
 from convbn_compat.cases import CASES, UPSTREAM_CASES
-from convbn_compat.report import build_matrix, compare, first_changes, render_html
+from convbn_compat.report import build_matrix, compare, render_html, row_changes
 
 DECOMPOSED = "ConvOp-bias-Conv2d-bn-decomposed"
 
@@ -64,13 +64,16 @@ def results(tmp_path):
 
 def test_columns_are_ordered_by_release_not_by_name(results):
     matrix = build_matrix([results])
-    assert [c["release"] for c in matrix.columns] == ["2.2", "2.4", "2.10"]
+    assert [c.key.release for c in matrix.columns] == ["2.2", "2.4", "2.10"]
     assert len(matrix.cells) == 112
 
 
-def test_first_release_where_a_case_changed(results):
-    changes = first_changes(build_matrix([results]))
-    assert changes[DECOMPOSED] == ["2.4 (cpu/cpu): not-fused -> fused"]
+def test_every_change_of_a_row_with_its_direction(results):
+    changes = row_changes(build_matrix([results]))
+    assert [str(c) for c in changes[DECOMPOSED]] == [
+        "2.4 (cpu/cpu): not-fused -> fused (fix)",
+        "2.10 (cpu/cpu): fused -> wrong-result (regression)",
+    ]
     assert "ConvOp-bias-Conv2d-bn-module" not in changes
 
 
@@ -143,7 +146,13 @@ def test_html_escapes_text_taken_from_results(tmp_path):
     main(["report", str(tmp_path), "-o", str(out)])
     page = (out / "matrix.html").read_text()
     assert "<script>alert(1)</script>" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    # The panel's data: JSON that cannot close its <script>, put into textContent only.
+    data = page.split('id="report-data">')[1].split("</script>")[0]
+    assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in data
+    assert json.loads(data)["cells"][DECOMPOSED]["2.4/cpu/cpu"]["message"] == (
+        "<script>alert(1)</script>"
+    )
+    assert "innerHTML" not in page
 
 
 @pytest.mark.parametrize(
@@ -204,7 +213,7 @@ def test_runs_of_one_column_merge_and_one_unfinished_run_leaves_it_incomplete(tm
     data["cases"] = [dict(data["cases"][0], id="Stats-ConvOp-bias-Linear-bn-module")]
     later.write_text(json.dumps(data))
     matrix = build_matrix([full, later])
-    assert [c["key"] for c in matrix.columns] == ["2.4/cpu/cpu"]
-    assert matrix.columns[0]["complete"] is False
+    assert [str(c.key) for c in matrix.columns] == ["2.4/cpu/cpu"]
+    assert matrix.columns[0].complete is False
     assert "2.4/cpu/cpu" in matrix.cells["Stats-ConvOp-bias-Linear-bn-module"]
     assert len([r for r in matrix.cells.values() if "2.4/cpu/cpu" in r]) == 113

@@ -1,0 +1,163 @@
+"""Markdown renderings of the report's model: ``matrix.md`` and ``table``'s document."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+from .cases import CASES
+from .matrix import SYMBOL
+from .outcomes import Outcome
+from .releases import ConfigError
+from .report_model import (
+    CLASSES,
+    Diff,
+    Matrix,
+    RowGroup,
+    build_matrix,
+    is_unexpected,
+    row_changes,
+    rows,
+)
+
+__all__ = ["render_markdown", "table_document"]
+
+LEGEND = ", ".join(f"{sym} {o}" for o, sym in SYMBOL.items() if o) + ", blank: not run"
+
+
+def _symbol(cell: dict | None) -> str:
+    if cell is None:
+        return " "
+    mark = SYMBOL.get(cell.get("outcome"), "?")
+    return f"**{mark}!**" if is_unexpected(cell) else mark
+
+
+def render_markdown(matrix: Matrix, diff: list[dict] | None) -> str:
+    lines = ["# convbn-compat matrix", ""]
+    ordered = rows(matrix, diff)
+    unexpected = [r for r in ordered if r.group is RowGroup.UNEXPECTED]
+    known = [r for r in ordered if r.group is RowGroup.KNOWN]
+    lines += [
+        "## Summary",
+        "",
+        f"- {len(matrix.cells)} cases in {len(matrix.columns)} columns",
+        f"- **{len(unexpected)} cases with an unexpected outcome** (not what the "
+        "expectations table predicts)",
+        f"- {len(known)} cases not fused somewhere, each as expected (known bugs and limits)",
+    ]
+    if matrix.incomplete:
+        lines.append(f"- **{len(matrix.incomplete)} incomplete runs**")
+    if matrix.skipped:
+        lines.append(f"- {len(matrix.skipped)} files skipped (not results files)")
+    lines.append("")
+    if diff is not None:
+        counts = {k: sum(1 for r in diff if r["class"] == k) for k in CLASSES}
+        lines += [
+            "## Against the baseline",
+            "",
+            "| " + " | ".join(CLASSES) + " |",
+            "|---" * len(CLASSES) + "|",
+            "| " + " | ".join(str(counts[k]) for k in CLASSES) + " |",
+            "",
+        ]
+        failures = [r for r in diff if r["class"] == Diff.NEW_FAILURE.value]
+        for r in failures:
+            lines.append(
+                f"- **new failure** `{r['case']}` in {r['column']}: {r['before']} -> {r['after']}"
+            )
+        if failures:
+            lines.append("")
+    if matrix.incomplete or matrix.missing:
+        lines += ["## Incomplete", ""]
+        lines += [f"- incomplete run: `{p}`" for p in matrix.incomplete]
+        lines += [f"- missing: {m}" for m in matrix.missing[:50]]
+        if len(matrix.missing) > 50:
+            lines.append(f"- ... and {len(matrix.missing) - 50} more missing cells")
+        lines.append("")
+    if matrix.skipped:
+        lines += ["## Skipped files", ""] + [f"- {s}" for s in matrix.skipped] + [""]
+    heads = [o.value for o in Outcome] + ["not run", "unexpected"]
+    lines += [
+        "## Outcomes per column",
+        "",
+        "| column | torch | " + " | ".join(heads) + " | complete |",
+        "|---" * (len(heads) + 3) + "|",
+    ]
+    for column in matrix.columns:
+        counts = matrix.counts(column)
+        lines.append(
+            f"| {column.key} | {column.torch} | "
+            + " | ".join(str(counts[h]) for h in heads)
+            + f" | {'yes' if column.complete else '**no**'} |"
+        )
+    changes = row_changes(matrix)
+    keys = [str(c.key) for c in matrix.columns]
+    lines += [
+        "",
+        "## Cases that are not fused somewhere",
+        "",
+        "Unexpected first, then by severity. `!` marks an outcome the expectations table "
+        "did not predict.",
+        "",
+        "| case | kind | changes | " + " | ".join(keys) + " |",
+        "|---" * (len(keys) + 3) + "|",
+    ]
+    for row in (r for r in ordered if r.group is not RowGroup.FUSED):
+        cells = matrix.cells[row.case_id]
+        changed = "; ".join(str(c) for c in changes.get(row.case_id, [])) or "-"
+        symbols = [_symbol(cells.get(k)) for k in keys]
+        lines.append(f"| `{row.case_id}` | {row.group} | {changed} | " + " | ".join(symbols) + " |")
+    lines += ["", LEGEND + "; `!` unexpected.", ""]
+    return "\n".join(lines)
+
+
+def _provenance(matrix: Matrix) -> str:
+    """How the input was made, read from the files themselves."""
+    parts = []
+    for column in matrix.columns:
+        install = column.install or {}
+        index = install.get("torch_index")
+        how = f"`nox -s {column.session}`" if column.session else "a plain pytest run"
+        where = f" on {column.platform}" if column.platform else ""
+        source = f", torch from index `{index}`" if index else ""
+        parts.append(f"- torch {column.torch}: {how}{source}{where}")
+    return "\n".join(dict.fromkeys(parts))
+
+
+def table_document(paths: list[Path], device: str = "cpu") -> str:
+    """Outcome counts per release, then every case against every release (docs/matrix.md).
+
+    Columns are build_matrix's: runs of one release, flavour and device share one (a full
+    run plus a later run of new cases, say), labelled by their torch.
+    """
+    matrix = build_matrix(paths)
+    columns = [c for c in matrix.columns if c.key.device == device and c.key.kind == "tests"]
+    if not columns:
+        have = sorted({c.key.device for c in matrix.columns})
+        raise ConfigError(
+            f"no {device} cells in {', '.join(map(str, paths))} (they hold: "
+            f"{', '.join(have) or 'nothing'}); choose --device {have[0] if have else 'cpu'}"
+        )
+    heads = [o.value for o in Outcome]
+    lines = ["| torch | " + " | ".join(heads) + " | complete |"]
+    lines.append("|---" * (len(heads) + 2) + "|")
+    for column in columns:
+        counts = matrix.counts(column)
+        complete = "yes" if column.complete else "**no**"
+        lines.append(
+            f"| {column.torch} | " + " | ".join(str(counts[h]) for h in heads) + f" | {complete} |"
+        )
+    lines += ["", f"Per case ({device}); {LEGEND}.", ""]
+    lines.append("| case | " + " | ".join(c.torch for c in columns) + " |")
+    lines.append("|---" * (len(columns) + 1) + "|")
+    for case in CASES:
+        row = matrix.cells.get(case.id, {})
+        symbols = [SYMBOL.get((row.get(str(c.key)) or {}).get("outcome"), "?") for c in columns]
+        lines.append(f"| `{case.id}` | " + " | ".join(symbols) + " |")
+    sources = ", ".join(f"`{Path(p).name}`" for p in matrix.sources)
+    return (
+        f"# Measured matrix ({device})\n\n"
+        f"Generated on {_dt.date.today().isoformat()} by `python -m convbn_compat table` from "
+        f"{sources}. Files of one torch share a column. How each was made, as its files "
+        f"record it:\n\n{_provenance(matrix)}\n\n" + "\n".join(lines) + "\n"
+    )
