@@ -46,6 +46,7 @@ REPRO_TESTS = "tests/test_repro.py"
 FAULT_TESTS = "tests/faults"
 CATALOGUE_TESTS = "tests/test_sensitivity_catalogue.py"
 ORACLE_TESTS = "tests/test_oracle.py"
+BROWSER_TESTS = "tests/browser"
 
 
 def _register_matrix() -> None:
@@ -148,9 +149,10 @@ def unit(session: nox.Session) -> None:
 
 @nox.session(python=False, tags=["selftest"], default=False)
 def ci(session: nox.Session) -> None:
-    """Run the project's tests: unit tests, lints, the oldest and newest CPU cells."""
+    """Run the project's tests: unit, lint and browser tests, the oldest and newest CPU cells."""
     session.notify("unit")
     session.notify("lint")
+    session.notify("browser")
     for key in (OLDEST, NEWEST):
         # CI also checks that generated reproducers agree with the suite there, that the
         # sensitivity catalogue applies to that release's pass, that the generator's
@@ -161,6 +163,16 @@ def ci(session: nox.Session) -> None:
         extra = [WARM_CHECK, REPRO_TESTS, CATALOGUE_TESTS, ORACLE_TESTS]
         extra += [FAULT_TESTS] if key == NEWEST else []
         session.notify(RELEASES[key].session("cpu"), posargs=[*extra, *session.posargs])
+
+
+@nox.session(python="3.11", tags=["browser"], default=False)
+def browser(session: nox.Session) -> None:
+    """Test the HTML report in headless Chromium (apt-get install chromium chromium-driver).
+
+    nox -s browser -- --screenshots docs   also refreshes the committed screenshots.
+    """
+    session.install("-e", ".[test,browser]")
+    session.run("python", "-m", "pytest", BROWSER_TESTS, *session.posargs)
 
 
 @nox.session(python="3.11", tags=["bench"], default=False)

@@ -86,18 +86,22 @@ def _commands(column: Column, case_id: str = "{case}") -> dict[str, str]:
     return {"repro": repro, "rerun": rerun}
 
 
-def _links(case_id: str, row: dict, columns: list[Column], table: Expectations) -> list[str]:
-    links: list[str] = []
+def _links(case_id: str, row: dict, columns: list[Column], table: Expectations) -> dict:
+    """Per column of a row: the case's links and its expectation's (issue, fix PR)."""
+    own: list[str] = []
     with contextlib.suppress(ConfigError):  # a case this version does not know
-        links += get_case(case_id).links
+        own = list(get_case(case_id).links)
+    out = {}
     for column in columns:
-        if str(column.key) in row:
-            try:
-                expected = table.lookup(case_id, column.key.device.split("-")[0], column.torch)
-            except ConfigError:
-                continue
-            links += expected.links
-    return list(dict.fromkeys(links))
+        if str(column.key) not in row:
+            continue
+        links = list(own)
+        with contextlib.suppress(ConfigError):
+            device = column.key.device.split("-")[0]
+            links += table.lookup(case_id, device, column.torch).links
+        if links:
+            out[str(column.key)] = list(dict.fromkeys(links))
+    return out
 
 
 def _summary(matrix: Matrix, ordered, diff, changes) -> str:

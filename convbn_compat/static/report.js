@@ -25,6 +25,8 @@ function commandBlock(label, command) {
   return box;
 }
 
+const show = (value) => (value === null || value === undefined ? "-" : String(value));
+
 function openPanel(button) {
   const td = button.parentElement;
   const caseId = td.parentElement.dataset.case;
@@ -39,8 +41,9 @@ function openPanel(button) {
     ["expected", cell.expected_outcome === null ? "-" : cell.expected_outcome],
     ["verdict", td.classList.contains("unexpected") ? "UNEXPECTED" : "as expected"],
     ["torch", column.torch],
-    ["fires", `${cell.fire_count} of ${cell.expected_count} (in graph: ${cell.graph_rewrites})`],
-    ["max abs error", String(cell.max_abs_error)],
+    ["fires (counter)", `${show(cell.fire_count)} of ${show(cell.expected_count)} expected`],
+    ["rewrites in the graph", show(cell.graph_rewrites)],
+    ["max abs error", show(cell.max_abs_error)],
     ["since the release before", td.dataset.change || "same outcome"],
   ];
   if (td.dataset.baseline) rows.push(["vs baseline", td.dataset.baseline]);
@@ -55,7 +58,7 @@ function openPanel(button) {
   const fill = (template) => template.split("{case}").join(caseId);
   body.append(commandBlock("reproduce (standalone script)", fill(commands.repro)));
   body.append(commandBlock("rerun", fill(commands.rerun)));
-  const links = DATA.links[caseId] || [];
+  const links = (DATA.links[caseId] || {})[column.key] || [];
   if (links.length) {
     body.append(text("h3", "issues and pull requests"));
     const list = document.createElement("ul");

@@ -1,7 +1,10 @@
+from pathlib import Path
+
 import pytest
 
 from convbn_compat import expectations as exp
 from convbn_compat.cases import CASES, EXTENDED_CASES, FOUND_CASES, UPSTREAM_CASES, get_case
+from convbn_compat.matrix import load_run
 from convbn_compat.outcomes import Outcome
 from convbn_compat.releases import ConfigError
 
@@ -85,3 +88,28 @@ def test_shipped_expectations_load_and_every_row_has_a_reason():
     assert table.rows
     for row in table.rows:
         assert len(row.reason) > 40, f"{row.cases}: say the verified cause"
+
+
+COMMITTED = sorted(
+    p
+    for folder in ("docs/results", "docs/fuzz")
+    for p in (Path(__file__).resolve().parents[2] / folder).glob("*.json")
+)
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_committed_results_record_what_the_table_expects(path):
+    """Every committed file agrees with today's table: each cell's recorded expectation
+    is the table's, and no matrix cell ended other than expected (a strict xfail or a
+    pass), so the report's words about them are today's words."""
+    run = load_run(path)
+    table = exp.load()
+    torch = run.data["environment"]["torch"]
+    wrong = []
+    for case in run.data["cases"]:
+        expected = table.lookup(case["id"], case["device"], torch).outcome.value
+        if case["expected_outcome"] != expected:
+            wrong.append(f"{case['id']}: recorded {case['expected_outcome']}, table {expected}")
+        elif run.kind == "tests" and case["outcome"] not in (None, expected):
+            wrong.append(f"{case['id']}: {case['outcome']}, expected {expected}")
+    assert not wrong, f"re-record {path.name} or fix the table: " + "; ".join(wrong[:5])
