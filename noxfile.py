@@ -6,6 +6,8 @@
     nox -t 2.4                     both flavours of one release
     nox -s tests-2.4-cpu -- -k Conv2d    arguments after -- go to pytest
     nox -s fuzz-2.15-cpu -- --minutes 10 search generated models for bugs of the pass
+    nox -s reach-2.15-cpu          where the pass fires: torch.compile, export+AOTI, caches...
+    nox -s benefit-2.15-cpu        what the pass saves: memory and time, flag on vs off
 
 CONVBN_TORCH_INDEX=<url>|default picks where torch comes from (see README).
 """
@@ -53,29 +55,37 @@ def _register_matrix() -> None:
     for release in RELEASES.values():
         for flavour in FLAVOURS:
             _register_cell(release, flavour)
-            _register_fuzz(release, flavour)
+            for kind in TOOLS:
+                _register_tool(release, flavour, kind)
         _register_sensitivity(release)
 
 
-def _register_fuzz(release: Release, flavour: str) -> None:
+# Searches and measurements that run in a release's environment, beside its tests:
+# kind -> (module run with `python -m`, what its session's docstring says it does).
+TOOLS = {
+    "fuzz": ("convbn_compat.fuzz", "Search generated models for bugs of {what}'s pass"),
+    "reach": ("convbn_compat.reach", "Where does {what}'s pass fire: one cell per entry point"),
+    "benefit": ("convbn_compat.benefit", "What {what}'s pass saves: memory and time"),
+}
+
+
+def _register_tool(release: Release, flavour: str, kind: str) -> None:
     what = "the newest nightly" if release.is_nightly else f"torch {release.torch}"
     where = (
         "its CPU wheel, on the CPU" if flavour == "cpu" else f"its {release.cuda} wheel, on the GPU"
     )
+    module, doc = TOOLS[kind]
 
     def session(session: nox.Session) -> None:
         env = _prepare(session, release, flavour)
         try:
-            _fuzz(session, "cpu" if flavour == "cpu" else "cuda", env)
+            _tool(session, module, "cpu" if flavour == "cpu" else "cuda", env)
         finally:
             _maybe_discard(session)
 
-    session.__doc__ = f"Search generated models for bugs of {what}'s pass, from {where}."
+    session.__doc__ = f"{doc.format(what=what)}, from {where}."
     nox.session(
-        name=f"fuzz-{release.key}-{flavour}",
-        python=release.python,
-        tags=["fuzz"],
-        default=False,
+        name=f"{kind}-{release.key}-{flavour}", python=release.python, tags=[kind], default=False
     )(session)
 
 
@@ -116,21 +126,27 @@ def tests_installed(session: nox.Session) -> None:
     _pytest(session, session.name, ["cpu", "cuda"], env=_pythonpath())
 
 
-@nox.session(name="fuzz-installed", python=False, tags=["installed"], default=False)
-def fuzz_installed(session: nox.Session) -> None:
-    """Search generated models for bugs of the installed torch's pass (-- --device cuda)."""
-    session.run("python", "-m", "convbn_compat", "env", env=_pythonpath())
-    _fuzz(session, "cpu", _pythonpath())  # the posargs' --device wins
+def _register_installed_tools() -> None:
+    for kind, (module, doc) in TOOLS.items():
+
+        def session(session: nox.Session, module: str = module) -> None:
+            session.run("python", "-m", "convbn_compat", "env", env=_pythonpath())
+            _tool(session, module, "cpu", _pythonpath())  # the posargs' --device wins
+
+        session.__doc__ = f"{doc.format(what='the installed torch')} (-- --device cuda)."
+        nox.session(name=f"{kind}-installed", python=False, tags=["installed"], default=False)(
+            session
+        )
 
 
-def _fuzz(session: nox.Session, device: str, env: dict[str, str]) -> None:
+def _tool(session: nox.Session, module: str, device: str, env: dict[str, str]) -> None:
     posargs = list(session.posargs)
     if "--device" not in posargs:
         posargs = ["--device", device, *posargs]
     session.run(
         "python",
         "-m",
-        "convbn_compat.fuzz",
+        module,
         "--run",
         session.name,
         "--out",
@@ -465,7 +481,8 @@ def _check_input(argv: list[str]) -> None:
     problems = []
     known = set(nox.registry.get())
     for name in _requested_sessions(argv):
-        if name in known or not name.startswith(("tests-", "sensitivity-", "fuzz-")):
+        families = ("tests-", "sensitivity-", *(f"{kind}-" for kind in TOOLS))
+        if name in known or not name.startswith(families):
             continue  # nox reports other unknown names itself
         if name.startswith("sensitivity-"):
             key, flavour = name.removeprefix("sensitivity-"), "cpu"
@@ -493,4 +510,5 @@ def _check_input(argv: list[str]) -> None:
 
 
 _register_matrix()
+_register_installed_tools()
 _check_input(sys.argv)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import devices, generated, inductor, tracing
-from .outcomes import Outcome, Unsupported
+from .outcomes import Outcome, Unsupported, classify
 
 __all__ = [
     "CASES",
@@ -565,22 +565,13 @@ def run_case(case: Case, device: str = "cpu", *, tf32: bool = False, seed: int =
             result.graph_rewrites = fires.in_graph
             known = [e for e in errors if e is not None]
             result.max_abs_error = max(known) if len(known) == len(errors) else None
-            if not ok:
-                result.outcome = Outcome.WRONG_RESULT
-                result.message = msg
-            elif fires.counter != case.expected_fires:
-                result.outcome = Outcome.NOT_FUSED
-                result.message = (
-                    f"pass fired {fires.counter} time(s), expected {case.expected_fires}"
-                )
-            elif fires.in_graph is not None and fires.in_graph != fires.counter:
-                result.outcome = Outcome.NOT_FUSED
-                result.message = (
-                    f"pass counted {fires.counter} rewrite(s) but the compiled graph holds "
-                    f"{fires.in_graph}"
-                )
-            else:
-                result.outcome = Outcome.FUSED
+            result.outcome, result.message = classify(
+                correct=ok,
+                fires=fires.counter,
+                expected=case.expected_fires,
+                rewrites=fires.in_graph,
+                wrong=msg,
+            )
     except Unsupported as exc:
         result.outcome = Outcome.UNSUPPORTED
         result.message = str(exc)

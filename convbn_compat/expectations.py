@@ -16,6 +16,7 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from .cases import CASES
+from .entrypoints import IDS as ENTRY_IDS
 from .outcomes import Outcome
 from .releases import ConfigError
 from .versions import torch_release
@@ -29,6 +30,7 @@ __all__ = ["DEFAULT_FILE", "Expectation", "Expectations", "load"]
 
 DEFAULT_FILE = Path(__file__).with_name("expectations.toml")
 DEVICES = ("cpu", "cuda")
+KNOWN_IDS = tuple(c.id for c in CASES) + ENTRY_IDS
 _FIELDS = {"releases", "cases", "devices", "outcome", "reason", "links"}
 
 
@@ -94,7 +96,7 @@ def _row(raw: dict, where: str) -> Expectation:
         raise ConfigError(f"{where}: unknown devices {bad}; choose from {list(DEVICES)}")
     patterns = (raw["cases"],) if isinstance(raw["cases"], str) else tuple(raw["cases"])
     for pattern in patterns:
-        if not any(fnmatch.fnmatchcase(c.id, pattern) for c in CASES):
+        if not any(fnmatch.fnmatchcase(i, pattern) for i in KNOWN_IDS):
             raise ConfigError(f"{where}: cases pattern {pattern!r} matches no case id")
     try:
         outcome = Outcome.parse(raw["outcome"])

@@ -8,7 +8,16 @@ from collections.abc import Iterator
 
 from .outcomes import Unsupported
 
-__all__ = ["FireCount", "count_fires", "freezing", "pass_enabled", "reset_compiler"]
+__all__ = [
+    "FireCount",
+    "aoti_compile",
+    "cache_enabled",
+    "cache_hits",
+    "count_fires",
+    "freezing",
+    "pass_enabled",
+    "reset_compiler",
+]
 
 PASS_FLAG = "efficient_conv_bn_eval_fx_passes"
 COUNTER_GROUP = "inductor"
@@ -27,13 +36,17 @@ def has_pass() -> bool:
 
 
 @contextlib.contextmanager
-def pass_enabled(enabled: bool = True) -> Iterator[None]:
-    """Set the pass's config flag for the duration of the block, restoring it after."""
+def pass_enabled(enabled: bool = True, *, pin_timing: bool = True) -> Iterator[None]:
+    """Set the pass's config flag for the duration of the block, restoring it after.
+
+    ``pin_timing=False`` leaves ``pre_grad_pass_timing`` at the release's default: the
+    warm-cache entry points measure what a user's default compile does on a cache hit.
+    """
     config = _inductor_config()
     if not hasattr(config, PASS_FLAG):
         raise Unsupported(f"torch._inductor.config has no {PASS_FLAG} (the pass arrived in 2.2)")
     patch = {PASS_FLAG: enabled}
-    if hasattr(config, "pre_grad_pass_timing"):
+    if pin_timing and hasattr(config, "pre_grad_pass_timing"):
         # 2.15's default resolves to "late": pre-grad passes run after the AOTAutograd
         # cache lookup, "only on cache miss" (its config's words), so a hit would skip
         # the pass and its counter and read as not-fused. Our cases missed that cache
@@ -65,6 +78,23 @@ class FireCount:
     def __init__(self) -> None:
         self.counter = 0
         self.in_graph: int | None = None
+        self.per_graph: list[int] | None = None
+        """Rewrites found in each pre-grad graph, in compile order (None: no hook)."""
+        self.attempts = 0
+        self.finished = 0
+        """AOTAutograd compiles begun and finished in the block. Dynamo abandons a
+        compile when it restarts its analysis (2.10+ with ``dynamic=True``: its
+        ``tensorify_python_scalars`` pass asks for a restart after the pre-grad passes
+        ran), and the pass has rewritten that abandoned graph too."""
+
+    @property
+    def in_running_graphs(self) -> int | None:
+        """Rewrites in the graphs whose compiles finished: the code that runs. Abandoned
+        attempts come first, each retried by the one after it."""
+        if self.per_graph is None:
+            return None
+        abandoned = max(self.attempts - self.finished, 0)
+        return sum(self.per_graph[abandoned:])
 
 
 def _counter_value() -> int:
@@ -111,9 +141,12 @@ class _Observer:
 
     def __init__(self) -> None:
         self.count = 0
+        self.per_graph: list[int] = []
 
     def __call__(self, graph) -> None:
-        self.count += _count_replacements(getattr(graph, "graph", graph))
+        found = _count_replacements(getattr(graph, "graph", graph))
+        self.count += found
+        self.per_graph.append(found)
 
     def uuid(self) -> str:
         return self.UUID
@@ -123,6 +156,7 @@ class _Observer:
 
     def __setstate__(self, state: dict) -> None:
         self.count = 0
+        self.per_graph = []
 
 
 _OBSERVER_CLASS: type | None = None
@@ -146,9 +180,12 @@ def _observer() -> _Observer:
 @contextlib.contextmanager
 def count_fires() -> Iterator[FireCount]:
     """Count the pass's rewrites made inside the block, by counter and in the graph."""
+    from torch._dynamo.utils import counters
+
     config = _inductor_config()
     result = FireCount()
     before = _counter_value()
+    aot_before = (counters["aot_autograd"]["total"], counters["aot_autograd"]["ok"])
     observer = None
     with contextlib.ExitStack() as stack:
         if hasattr(config, "pre_grad_custom_pass") and config.pre_grad_custom_pass is None:
@@ -161,6 +198,68 @@ def count_fires() -> Iterator[FireCount]:
             # A counter that went down was reset by someone else: its delta means nothing.
             result.counter = after - before if after >= before else -1
             result.in_graph = None if observer is None else observer.count
+            result.per_graph = None if observer is None else observer.per_graph
+            result.attempts = counters["aot_autograd"]["total"] - aot_before[0]
+            result.finished = counters["aot_autograd"]["ok"] - aot_before[1]
+
+
+CACHES = {
+    # name: (config module, flag, counter group, hit counter)
+    "fx-graph": ("torch._inductor.config", "fx_graph_cache", "inductor", "fxgraph_cache_hit"),
+    "aot-autograd": (
+        "torch._functorch.config",
+        "enable_autograd_cache",
+        "aot_autograd",
+        "autograd_cache_hit",
+    ),
+}
+
+
+@contextlib.contextmanager
+def cache_enabled(name: str) -> Iterator[None]:
+    """Turn one compile cache on for the block: ``fx-graph`` (Inductor's FX graph cache,
+    every release) or ``aot-autograd`` (2.5 and later; it stores Inductor's output, so the
+    FX graph cache is on with it)."""
+    import importlib
+
+    module, flag, _, _ = CACHES[name]
+    config = importlib.import_module(module)
+    if not hasattr(config, flag):
+        raise Unsupported(f"{module} has no {flag}: this release has no {name} cache")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(config.patch({flag: True}))
+        if name == "aot-autograd":
+            stack.enter_context(_inductor_config().patch({"fx_graph_cache": True}))
+        yield
+
+
+def cache_hits(name: str) -> int:
+    from torch._dynamo.utils import counters
+
+    _, _, group, counter = CACHES[name]
+    return counters[group][counter]
+
+
+def aoti_compile(model, args: tuple):
+    """``torch.export`` the model, compile it with AOTInductor, and load it back: a
+    callable running the compiled library. 2.6 and later package it
+    (``aoti_compile_and_package``); 2.3-2.5 compile a shared library (``aot_compile``)
+    and load it (``aot_load``); 2.2 can compile but has no loader."""
+    import torch
+    import torch._export
+    import torch._inductor
+
+    if hasattr(torch._inductor, "aoti_compile_and_package"):
+        exported = torch.export.export(model, args)
+        package = torch._inductor.aoti_compile_and_package(exported)
+        return torch._inductor.aoti_load_package(package)
+    if hasattr(torch._export, "aot_load"):
+        library = torch._export.aot_compile(model, args)
+        return torch._export.aot_load(library, str(args[0].device))
+    raise Unsupported(
+        "torch._export has aot_compile but no aot_load (it arrived in 2.3): an "
+        "AOTInductor library cannot be loaded back to run"
+    )
 
 
 def reset_compiler() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Blame", "Outcome", "Unsupported"]
+__all__ = ["Blame", "Outcome", "Unsupported", "classify"]
 
 
 class Outcome(str, enum.Enum):
@@ -50,3 +50,22 @@ class Blame(str, enum.Enum):
 
 class Unsupported(Exception):
     """Raised by the shim when the installed torch lacks a capability a case needs."""
+
+
+def classify(
+    *, correct: bool, fires: int, expected: int, rewrites: int | None, wrong: str = ""
+) -> tuple[Outcome, str]:
+    """The outcome of a run that raised nothing, and why: the suite's rule in one place.
+
+    ``fires`` is the pass's counter, ``rewrites`` the replacement calls found in the
+    compiled graph (None where the release has no hook to look).
+    """
+    if not correct:
+        return Outcome.WRONG_RESULT, wrong
+    if fires != expected:
+        return Outcome.NOT_FUSED, f"pass fired {fires} time(s), expected {expected}"
+    if rewrites is not None and rewrites != fires:
+        return Outcome.NOT_FUSED, (
+            f"pass counted {fires} rewrite(s) but the compiled graph holds {rewrites}"
+        )
+    return Outcome.FUSED, ""

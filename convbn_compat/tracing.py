@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+from collections.abc import Iterator
 
 from .outcomes import Unsupported
 
-__all__ = ["pre_dispatch_trace"]
+__all__ = ["inline_inbuilt_nn_modules", "pre_dispatch_trace"]
+
+
+@contextlib.contextmanager
+def inline_inbuilt_nn_modules(enabled: bool) -> Iterator[None]:
+    """Dynamo's ``inline_inbuilt_nn_modules`` for the block (2.4 and later; its default
+    turned on in 2.5), which changes the graph the pass's module patterns see."""
+    from torch._dynamo import config
+
+    if not hasattr(config, "inline_inbuilt_nn_modules"):
+        raise Unsupported("torch._dynamo.config has no inline_inbuilt_nn_modules (2.4+)")
+    with config.patch(inline_inbuilt_nn_modules=enabled):
+        yield
 
 
 def _make_fx():

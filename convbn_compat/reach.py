@@ -1,0 +1,295 @@
+"""``python -m convbn_compat.reach``: does the pass fire where users compile their models?
+
+One small model (two Conv2d-BatchNorm pairs in eval mode, random BatchNorm state) goes
+through each entry point of ``entrypoints`` in a process of its own, with a compile
+cache of its own, so no entry point sees another's compiled code. Each ends in an outcome
+of the suite's vocabulary: fused (right, and the pass rewrote both pairs), not-fused,
+wrong-result, error, or unsupported (the release cannot express it, with why).
+
+    python -m convbn_compat.reach --device cpu --out results/reach-2.15-cpu.json
+
+The results file is the suite's schema with ``"kind": "reach"``; ``report`` shows it as
+a lane of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from . import expectations, results
+from .entrypoints import ENTRY_POINTS, PAIRS, EntryPoint, get_entry
+from .outcomes import Outcome, Unsupported, classify
+
+__all__ = ["main", "run_entry"]
+
+RECORD = "REACH-RECORD: "
+ENTRY_TIMEOUT_S = 900  # AOTInductor's C++ build is the slowest: 60-100 s seen here
+
+
+def _model(device: str):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    layers = []
+    channels = 3
+    for _ in range(PAIRS):
+        bn = nn.BatchNorm2d(8)
+        with torch.no_grad():  # real statistics, so a wrong fold shows
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.5, 2)
+            bn.bias.uniform_(-1, 1)
+        layers += [nn.Conv2d(channels, 8, 3, padding=1), bn, nn.ReLU()]
+        channels = 8
+    model = nn.Sequential(*layers).to(device).eval()
+    x = torch.rand(4, 3, 16, 16, device=device)
+    return model, x
+
+
+def _grads(model):
+    return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+def _check(entry: EntryPoint, compiled, model, compiled_model, x) -> tuple[bool, float, str]:
+    """Run eager and compiled side by side (forward, and backward where the entry
+    trains); compare the outputs, then every parameter's gradient."""
+    from .cases import Tolerance, _compare
+
+    tol = Tolerance.for_run(False)
+    # A gradient sums over the batch and every pixel (1,024 terms here), in another order
+    # once compiled: float32 rounding alone moves it by a few units in 1e-6 relative
+    # (2.5e-6 seen on 2.15). A wrong fold is off by whole units; 1e-4 tells them apart.
+    grad_tol = Tolerance(rtol=1e-4, atol=1e-5)
+    if entry.backward:
+        out_eager = model(x)
+        out = compiled(x)
+        ok, err, msg = _compare(out, out_eager, tol)
+        if not ok:
+            return ok, err, msg
+        out_eager.mean().backward()
+        out.mean().backward()
+        errs = [err]
+        for i, (g, ge) in enumerate(zip(_grads(compiled_model), _grads(model))):
+            ok, err, msg = _compare(g, ge, grad_tol)
+            errs.append(err)
+            if not ok:
+                return False, err, f"gradient of parameter {i}: {msg}"
+        return True, max(e for e in errs if e is not None), ""
+    out_eager = model(x)
+    return _compare(compiled(x), out_eager, tol)
+
+
+def _grad_mode(name: str):
+    import torch
+
+    return {
+        "no-grad": torch.no_grad,
+        "inference-mode": torch.inference_mode,
+        "freezing": torch.no_grad,
+        "aoti": torch.no_grad,
+    }.get(name, contextlib.nullcontext)()
+
+
+def run_entry(entry: EntryPoint, device: str) -> dict:
+    """One entry point in this process; its record (never raises for the pass's sake)."""
+    import copy
+
+    import torch
+
+    from . import inductor, tracing
+
+    record = {
+        "id": entry.id,
+        "subset": "reach",
+        "entry": entry.name,
+        "about": entry.about,
+        "device": device,
+        "tf32": False,
+        "outcome": Outcome.ERROR.value,
+        "fire_count": None,
+        "expected_count": entry.expected_fires,
+        "graph_rewrites": None,
+        "max_abs_error": None,
+        "message": "",
+    }
+    started = time.perf_counter()
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(inductor.pass_enabled(True, pin_timing=entry.cache is None))
+            if entry.name == "no-inline":
+                stack.enter_context(tracing.inline_inbuilt_nn_modules(False))
+            if entry.name == "freezing":
+                stack.enter_context(inductor.freezing(True))
+            if entry.cache:
+                stack.enter_context(inductor.cache_enabled(entry.cache))
+            model, x = _model(device)
+            compiled_model = copy.deepcopy(model)
+            if not entry.backward:
+                for p in [*model.parameters(), *compiled_model.parameters()]:
+                    p.requires_grad_(False)
+            inductor.reset_compiler()
+            if entry.cache:
+                # Cold: compile and run once, filling the cache; then Dynamo forgets it.
+                with inductor.count_fires() as cold:
+                    torch.compile(compiled_model)(x).mean().backward()
+                compiled_model.zero_grad()
+                record["cold_fire_count"] = cold.counter
+                inductor.reset_compiler()
+                hits = inductor.cache_hits(entry.cache)
+            with inductor.count_fires() as fires, _grad_mode(entry.name):
+                if entry.name == "aoti":
+                    compiled = inductor.aoti_compile(compiled_model, (x,))
+                else:
+                    compiled = torch.compile(compiled_model, dynamic=entry.name == "dynamic")
+                ok, err, msg = _check(entry, compiled, model, compiled_model, x)
+            record["fire_count"] = fires.counter
+            record["graph_rewrites"] = fires.in_graph
+            record["max_abs_error"] = err
+            counted, rewrites, note = fires.counter, fires.in_graph, ""
+            running = fires.in_running_graphs
+            if fires.attempts > fires.finished and running is not None:
+                # Judge the code that runs, not the compile Dynamo threw away.
+                counted = rewrites = running
+                note = (
+                    f"Dynamo abandoned {fires.attempts - fires.finished} of {fires.attempts} "
+                    f"compiles and retried (restart analysis); the pass rewrote every "
+                    f"attempt (counter {fires.counter}), the graphs that run hold {running}"
+                )
+                record["graph_rewrites_running"] = running
+            outcome, why = classify(
+                correct=ok,
+                fires=counted,
+                expected=entry.expected_fires,
+                rewrites=rewrites,
+                wrong=msg,
+            )
+            why = "; ".join(filter(None, [why, note]))
+            if entry.cache:
+                record["cache_hits"] = inductor.cache_hits(entry.cache) - hits
+                outcome, why = _warm_verdict(record, outcome, why, entry)
+            record["outcome"], record["message"] = outcome.value, why
+    except Unsupported as exc:
+        record["outcome"], record["message"] = Outcome.UNSUPPORTED.value, str(exc)
+    except Exception as exc:
+        lines = traceback.format_exception_only(type(exc), exc)
+        record["message"] = "".join(lines).strip()[:2000]
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    return record
+
+
+def _warm_verdict(record: dict, outcome: Outcome, why: str, entry: EntryPoint):
+    """A warm compile that hit the cache may skip pre-grad passes (2.12+ "late" timing:
+    "only on cache miss"): the counter stays still, yet the code it runs is the cold
+    compile's, which the pass rewrote. That reaches the user: fused, and said so."""
+    hits, cold = record["cache_hits"], record["cold_fire_count"]
+    if outcome is Outcome.NOT_FUSED and record["fire_count"] == 0 and hits and cold == (
+        entry.expected_fires
+    ):
+        return Outcome.FUSED, (
+            f"cache hit ({hits}): the pass did not run again, the warm run reuses the "
+            f"cold compile's code, which it rewrote {cold} time(s)"
+        )
+    note = f"cold compile: {cold} rewrite(s); warm: {record['fire_count']}, {hits} cache hit(s)"
+    return outcome, f"{why}; {note}" if why else note
+
+
+def _child(entry: EntryPoint, device: str) -> dict:
+    """Run one entry point in a fresh interpreter with a fresh compile cache."""
+    with tempfile.TemporaryDirectory(prefix="convbn-reach-") as cache:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+        cmd = [sys.executable, "-m", "convbn_compat.reach", "--one", entry.name, "--device", device]
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, env=env, timeout=ENTRY_TIMEOUT_S, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return _died(entry, device, f"did not finish in {ENTRY_TIMEOUT_S} s")
+    for line in proc.stdout.splitlines():
+        if line.startswith(RECORD):
+            return json.loads(line[len(RECORD) :])
+    tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+    return _died(entry, device, f"the interpreter died (exit {proc.returncode}): {tail}")
+
+
+def _died(entry: EntryPoint, device: str, why: str) -> dict:
+    return {
+        "id": entry.id,
+        "subset": "reach",
+        "entry": entry.name,
+        "about": entry.about,
+        "device": device,
+        "tf32": False,
+        "outcome": Outcome.ERROR.value,
+        "fire_count": None,
+        "expected_count": entry.expected_fires,
+        "graph_rewrites": None,
+        "max_abs_error": None,
+        "message": why,
+        "seconds": None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m convbn_compat.reach", description=__doc__)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--out", type=Path, help="results file (default: results/<run>.json)")
+    parser.add_argument("--run", help="run name recorded in the file (the Nox session)")
+    parser.add_argument("--only", action="append", default=[], metavar="ENTRY")
+    parser.add_argument("--one", metavar="ENTRY", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(RECORD + json.dumps(run_entry(get_entry(args.one), args.device)), flush=True)
+        return 0
+    import torch
+
+    entries = [get_entry(n) for n in args.only] or list(ENTRY_POINTS)
+    name = args.run or f"reach-torch-{torch.__version__}".replace("+", "-")
+    out = args.out or results.results_dir() / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = results.ResultsWriter(out, _run_info(name, "reach"))
+    table = expectations.load()
+    complete = False
+    try:
+        for entry in entries:
+            record = _child(entry, args.device)
+            expected = table.lookup(entry.id, args.device, torch.__version__)
+            record["expected_outcome"] = expected.outcome.value
+            record["expectation_reason"] = expected.reason
+            record["status"] = "passed" if record["outcome"] == expected.outcome.value else "failed"
+            writer.add(record)
+            print(
+                f"{entry.id:24} {record['outcome']:13} fires {record['fire_count']}"
+                f"/{entry.expected_fires}  {record['seconds']} s  {record['message'][:100]}",
+                flush=True,
+            )
+        complete = True
+    finally:
+        writer.finish(complete, 0 if complete else 1)
+    failed = [c["id"] for c in writer.data["cases"] if c["status"] == "failed"]
+    print(f"wrote {out}; {len(failed)} entry point(s) other than expected: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+def _run_info(name: str, kind: str) -> dict:
+    """The run's identity, as the Nox session set it (as fuzz and the suite record it)."""
+    return {
+        "session": name,
+        "kind": kind,
+        "release": os.environ.get("CONVBN_RELEASE"),
+        "flavour": os.environ.get("CONVBN_FLAVOUR"),
+        "install": json.loads(os.environ.get("CONVBN_INSTALL_RECORD") or "null"),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
