@@ -55,11 +55,11 @@ MODELS = {
 
 
 def _small_net():
-    """Eight Conv-BN-ReLU blocks at 32 channels, 56x56: ResNet's shapes, CPU-sized."""
+    """Six Conv-BN-ReLU blocks at 32 channels, 56x56: ResNet's shapes, CPU-sized."""
     from torch import nn
 
     layers = [nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU()]
-    for _ in range(7):
+    for _ in range(5):
         layers += [nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU()]
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
 
@@ -221,8 +221,11 @@ def summarise(configs: dict[str, dict], key: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m convbn_compat.benefit", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m convbn_compat.benefit",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--model", choices=tuple(MODELS), help="default: small on the CPU, "
                         "resnet50 on the GPU")  # fmt: skip

@@ -42,8 +42,7 @@ ENTRY_POINTS = (
     EntryPoint("inference-mode", "inference under torch.inference_mode()", backward=False),
     EntryPoint(
         "freezing",
-        "inductor freezing on, inference: the pass must stay away (it checks "
-        "config.freezing)",
+        "inductor freezing on, inference: the pass must stay away (it checks config.freezing)",
         backward=False,
         expected_fires=0,
     ),
@@ -60,8 +59,7 @@ ENTRY_POINTS = (
     ),
     EntryPoint(
         "warm-aot-autograd",
-        "a second compile on the AOTAutograd cache, at the release's default pre-grad "
-        "pass timing",
+        "a second compile on the AOTAutograd cache, at the release's default pre-grad pass timing",
         cache="aot-autograd",
     ),
 )

@@ -11,6 +11,7 @@ from .outcomes import Unsupported
 __all__ = [
     "FireCount",
     "aoti_compile",
+    "aoti_load",
     "cache_enabled",
     "cache_hits",
     "count_fires",
@@ -233,6 +234,13 @@ def cache_enabled(name: str) -> Iterator[None]:
         yield
 
 
+def cache_counters(name: str) -> dict[str, int]:
+    """Every counter of the cache's group (hits, misses, bypasses, saves) as it stands."""
+    from torch._dynamo.utils import counters
+
+    return dict(counters[CACHES[name][2]])
+
+
 def cache_hits(name: str) -> int:
     from torch._dynamo.utils import counters
 
@@ -241,25 +249,36 @@ def cache_hits(name: str) -> int:
 
 
 def aoti_compile(model, args: tuple):
-    """``torch.export`` the model, compile it with AOTInductor, and load it back: a
-    callable running the compiled library. 2.6 and later package it
-    (``aoti_compile_and_package``); 2.3-2.5 compile a shared library (``aot_compile``)
-    and load it (``aot_load``); 2.2 can compile but has no loader."""
+    """``torch.export`` the model and compile it with AOTInductor: an artefact for
+    ``aoti_load``. 2.6 and later package it (``aoti_compile_and_package``); 2.3-2.5
+    compile a shared library (``aot_compile``); 2.2 can compile but has no loader."""
     import torch
     import torch._export
     import torch._inductor
 
     if hasattr(torch._inductor, "aoti_compile_and_package"):
-        exported = torch.export.export(model, args)
-        package = torch._inductor.aoti_compile_and_package(exported)
-        return torch._inductor.aoti_load_package(package)
+        return (
+            "package",
+            torch._inductor.aoti_compile_and_package(torch.export.export(model, args)),
+        )
     if hasattr(torch._export, "aot_load"):
-        library = torch._export.aot_compile(model, args)
-        return torch._export.aot_load(library, str(args[0].device))
+        return ("library", torch._export.aot_compile(model, args))
     raise Unsupported(
         "torch._export has aot_compile but no aot_load (it arrived in 2.3): an "
         "AOTInductor library cannot be loaded back to run"
     )
+
+
+def aoti_load(artefact, device: str):
+    """A callable that runs what ``aoti_compile`` built."""
+    import torch
+    import torch._export
+    import torch._inductor
+
+    kind, path = artefact
+    if kind == "package":
+        return torch._inductor.aoti_load_package(path)
+    return torch._export.aot_load(path, device)
 
 
 def reset_compiler() -> None:

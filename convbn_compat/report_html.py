@@ -61,7 +61,7 @@ def _lane_label(column: Column) -> str:
     device = {"cpu": "on CPU", "cuda": "on GPU", "cuda-tf32": "on GPU, TF32"}.get(
         key.device, key.device
     )
-    kind = "fuzz findings, " if key.kind == "fuzz" else ""
+    kind = {"fuzz": "fuzz findings, ", "reach": "entry points, "}.get(key.kind, "")
     return f"{kind}{flavour} {device}"
 
 
@@ -75,6 +75,13 @@ def _commands(column: Column, case_id: str = "{case}") -> dict[str, str]:
         f"python -m convbn_compat repro {case_id} --device {device}{tf32}{release} -o repro.py"
         "\npython repro.py   # with the Python of that release's environment"
     )
+    if key.kind == "reach":
+        where = f"{key.release}-{key.flavour}" if key.release in RELEASES else "installed"
+        repro = (
+            f"python -m convbn_compat.reach --device {device} --only {{case}} "
+            "--out reach.json   # with the Python of that release's environment"
+        )
+        return {"repro": repro, "rerun": f"nox -s reach-{where} -- --only {{case}}"}
     if key.kind == "fuzz" or key.release not in RELEASES:
         releases = f" --releases {key.release}" if key.release in RELEASES else ""
         rerun = f"python -m convbn_compat replay {case_id} --device {device}{releases}"
@@ -126,6 +133,9 @@ def _summary(matrix: Matrix, ordered, diff, changes) -> str:
         cards.insert(0, ("alert", len(matrix.incomplete), "incomplete runs"))
     if matrix.skipped:
         cards.append(("", len(matrix.skipped), "files skipped (not results)"))
+    regressions = [b for b in matrix.benefit if b["regression"]]
+    if matrix.benefit:
+        cards.append(("alert" if regressions else "ok", len(regressions), "benefit regressions"))
     out = ['<section id="summary"><h2>Summary</h2><div class="cards">']
     out += [f'<div class="card {cls}"><b>{n}</b>{esc(label)}</div>' for cls, n, label in cards]
     out.append("</div>")
@@ -163,6 +173,7 @@ def _summary(matrix: Matrix, ordered, diff, changes) -> str:
                     f"{', '.join(links)}</details></li>"
                 )
         out.append("</ul>")
+    out.append(_benefit(matrix))
     out.append("<details><summary>Outcomes per column</summary>")
     heads = [o.value for o in Outcome] + ["not run", "unexpected"]
     out.append('<div class="scroll"><table class="counts"><thead><tr><th>column</th>')
@@ -176,6 +187,46 @@ def _summary(matrix: Matrix, ordered, diff, changes) -> str:
             + f"<td>{'yes' if column.complete else '<b>no</b>'}</td></tr>"
         )
     out.append("</tbody></table></div></details></section>")
+    return "".join(out)
+
+
+def _mb(value) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f} MiB"
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _benefit(matrix: Matrix) -> str:
+    """What the pass saves, per release: flag on against flag off and eager."""
+    if not matrix.benefit:
+        return ""
+    out = [
+        '<h2 id="benefit">What the pass saves</h2><div class="scroll"><table class="counts">'
+        "<thead><tr><th>release</th><th>torch</th><th>device</th><th>model</th>"
+        "<th>peak eager</th><th>peak off</th><th>peak on</th><th>saved vs off</th>"
+        "<th>step on/off</th><th>step on/eager</th><th>regression</th></tr></thead><tbody>"
+    ]
+    for row in matrix.benefit:
+        key = "peak_bytes" if row["device"] == "cuda" else "peak_step_bytes"
+        peaks = [_mb(row["configs"].get(c, {}).get(key)) for c in ("eager", "off", "on")]
+        summary = row["summary"]
+        flag = row["regression"] or ""
+        tr = '<tr class="alert">' if flag else "<tr>"
+        out.append(
+            f"{tr}<td>{esc(row['release'])}</td>"
+            f"<td>{esc(row['torch'])}</td><td>{esc(str(row['device']))}</td>"
+            f"<td>{esc(str(row['model']))}</td>"
+            + "".join(f"<td>{p}</td>" for p in peaks)
+            + f"<td>{_pct(summary.get('memory_saved_vs_off'))}</td>"
+            f"<td>{summary.get('step_time_on_over_off', '-')}</td>"
+            f"<td>{summary.get('step_time_on_over_eager', '-')}</td>"
+            f"<td>{esc(flag)}</td></tr>"
+        )
+    out.append("</tbody></table></div>")
+    methods = sorted({r["method"] for r in matrix.benefit if r["method"]})
+    out.append('<p class="meta">' + esc("; ".join(methods)) + "</p>")
     return "".join(out)
 
 
@@ -209,7 +260,7 @@ def _head(matrix: Matrix) -> str:
     second = ['<tr class="rels">']
     for label, columns in lanes:
         key = columns[0].key
-        kind = " fuzz" if key.kind == "fuzz" else " gpu" if key.gpu else ""
+        kind = f" {key.kind}" if key.kind != "tests" else " gpu" if key.gpu else ""
         top.append(
             f'<th class="lane-start{kind}" colspan="{len(columns)}" scope="colgroup">'
             f"{esc(label)}</th>"

@@ -108,7 +108,36 @@ def render_markdown(matrix: Matrix, diff: list[dict] | None) -> str:
         symbols = [_symbol(cells.get(k)) for k in keys]
         lines.append(f"| `{row.case_id}` | {row.group} | {changed} | " + " | ".join(symbols) + " |")
     lines += ["", LEGEND + "; `!` unexpected.", ""]
+    lines += benefit_lines(matrix)
     return "\n".join(lines)
+
+
+def benefit_lines(matrix: Matrix) -> list[str]:
+    if not matrix.benefit:
+        return []
+    lines = [
+        "## What the pass saves",
+        "",
+        "| release | torch | device | model | peak eager | peak off | peak on | saved vs off "
+        "| step on/off | regression |",
+        "|---" * 10 + "|",
+    ]
+    for row in matrix.benefit:
+        key = "peak_bytes" if row["device"] == "cuda" else "peak_step_bytes"
+        peaks = []
+        for config in ("eager", "off", "on"):
+            value = row["configs"].get(config, {}).get(key)
+            peaks.append("-" if value is None else f"{value / 2**20:.1f} MiB")
+        saved = row["summary"].get("memory_saved_vs_off")
+        lines.append(
+            f"| {row['release']} | {row['torch']} | {row['device']} | {row['model']} | "
+            + " | ".join(peaks)
+            + f" | {'-' if saved is None else f'{saved:.0%}'} | "
+            f"{row['summary'].get('step_time_on_over_off', '-')} | "
+            f"{'**' + row['regression'] + '**' if row['regression'] else ''} |"
+        )
+    methods = sorted({r["method"] for r in matrix.benefit if r["method"]})
+    return [*lines, "", "Method: " + "; ".join(methods) + ".", ""]
 
 
 def _provenance(matrix: Matrix) -> str:

@@ -159,6 +159,8 @@ class Matrix:
     skipped: list[str] = field(default_factory=list)
     """Files a folder held that are not results files, each with why it was skipped."""
     sources: list[str] = field(default_factory=list)
+    benefit: list[dict] = field(default_factory=list)
+    """One row per benefit run (``kind: benefit``), by lane and release."""
 
     def to_json(self) -> dict:
         return {
@@ -170,6 +172,7 @@ class Matrix:
             "incomplete": self.incomplete,
             "missing": self.missing,
             "skipped": self.skipped,
+            "benefit": self.benefit,
         }
 
     def column(self, key: str) -> Column:
@@ -268,6 +271,7 @@ def build_matrix(paths: list[Path]) -> Matrix:
 def matrix_of(runs: list[Run], skipped: list[str] | None = None) -> Matrix:
     matrix = Matrix(skipped=list(skipped or []), sources=[str(r.path) for r in runs])
     columns: dict[ColumnKey, Column] = {}
+    matrix.benefit = benefit_rows([r for r in runs if r.kind == "benefit"])
     for run in runs:
         env = run.data["environment"]
         for case in run.data["cases"]:
@@ -308,6 +312,54 @@ def matrix_of(runs: list[Run], skipped: list[str] | None = None) -> Matrix:
         matrix.missing += [f"{key}: {cid}" for cid in sorted(want - have, key=CASE_ORDER.get)]
     matrix.cells = dict(sorted(matrix.cells.items(), key=lambda kv: CASE_ORDER.get(kv[0], 1e9)))
     return matrix
+
+
+def benefit_rows(runs: list[Run]) -> list[dict]:
+    """Benefit runs in release order per lane, each flagged where its memory saving fell
+    by more than ``REGRESSION_FRACTION`` of the release before's (same model, device)."""
+    from .benefit import REGRESSION_FRACTION
+
+    rows_: list[dict] = []
+    for run in runs:
+        section = run.data.get("benefit") or {}
+        env = run.data["environment"]
+        rows_.append(
+            {
+                "release": run.data.get("release") or release_of(env["torch"]),
+                "flavour": run.data.get("flavour") or "installed",
+                "torch": env["torch"],
+                "device": section.get("device"),
+                "model": section.get("model"),
+                "method": section.get("method"),
+                "configs": section.get("configs", {}),
+                "summary": section.get("summary", {}),
+                "pr_figures_gb": section.get("pr_figures_gb"),
+                "complete": bool(run.data["complete"]),
+                "source": str(run.path),
+            }
+        )
+    rows_.sort(
+        key=lambda r: (
+            r["device"] or "",
+            r["model"] or "",
+            _release_sort_key(r["release"], r["torch"]),
+        )
+    )
+    previous: dict[tuple, dict] = {}
+    for row in rows_:
+        lane = (row["flavour"], row["device"], row["model"])
+        saved = row["summary"].get("memory_saved_vs_off")
+        before = previous.get(lane)
+        row["regression"] = None
+        if before is not None and saved is not None:
+            then = before["summary"].get("memory_saved_vs_off")
+            if then is not None and then > 0 and saved < then * (1 - REGRESSION_FRACTION):
+                row["regression"] = (
+                    f"memory saved fell from {then:.0%} ({before['release']}) to {saved:.0%}"
+                )
+        if saved is not None:
+            previous[lane] = row
+    return rows_
 
 
 def load_baseline(path: Path) -> Matrix:
