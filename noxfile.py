@@ -49,6 +49,7 @@ FAULT_TESTS = "tests/faults"
 CATALOGUE_TESTS = "tests/test_sensitivity_catalogue.py"
 ORACLE_TESTS = "tests/test_oracle.py"
 BROWSER_TESTS = "tests/browser"
+REACH_TESTS = "tests/test_reach.py"
 
 
 def _register_matrix() -> None:
@@ -176,7 +177,7 @@ def ci(session: nox.Session) -> None:
         # file), and, on the newest, that crashes, hangs and interrupts are recorded as
         # they should be. Both run cold, then warm on the cold run's caches: same
         # outcomes and counts.
-        extra = [WARM_CHECK, REPRO_TESTS, CATALOGUE_TESTS, ORACLE_TESTS]
+        extra = [WARM_CHECK, REPRO_TESTS, CATALOGUE_TESTS, ORACLE_TESTS, REACH_TESTS]
         extra += [FAULT_TESTS] if key == NEWEST else []
         session.notify(RELEASES[key].session("cpu"), posargs=[*extra, *session.posargs])
 

@@ -63,9 +63,7 @@ def test_a_cells_panel_opens_by_click_and_keyboard_and_reads_right(
     from selenium.webdriver.common.keys import Keys
 
     _load(browser, page, width)
-    column = next(
-        i for i, th in enumerate(_css(browser, "#matrix tr.rels th")) if th.text == "2.5"
-    )
+    column = next(i for i, th in enumerate(_css(browser, "#matrix tr.rels th")) if th.text == "2.5")
     cell = _css(browser, f'tr[data-case="{BUG}"] td.cell[data-col="{column}"] button')[0]
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", cell)
     cell.click()

@@ -1,0 +1,30 @@
+"""Reach in a release's environment: two entry points through the real runner, each in
+its own process, agree with the expectations table (run by `nox -s ci` on the oldest and
+newest release)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("torch")
+
+
+def test_default_and_freezing_entry_points_agree_with_the_table(tmp_path):
+    out = tmp_path / "reach.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "convbn_compat.reach", "--only", "default", "--only",
+         "freezing", "--out", str(out)],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(out.read_text())
+    assert data["kind"] == "reach"
+    assert data["complete"] is True
+    cells = {c["id"]: c for c in data["cases"]}
+    assert cells["Reach-default"]["fire_count"] == 2
+    assert cells["Reach-freezing"]["fire_count"] == 0  # the pass stays away
+    assert {c["status"] for c in cells.values()} == {"passed"}
