@@ -393,6 +393,10 @@ def observe(ex: Example, device: str, *, pass_on: bool) -> Observation:
             with inductor.count_fires() as fires:
                 outs = [compiled(b) for b in batches]
             obs.fires, obs.in_graph = fires.counter, fires.in_graph
+            if fires.in_running_graphs is not None and fires.attempts > fires.finished:
+                # Dynamo abandoned a compile and retried (2.10+, dynamic shapes: restart
+                # analysis); the pass rewrote both. Judge the graphs that run.
+                obs.fires = obs.in_graph = fires.in_running_graphs
             obs.graphs = _graphs_captured() - graphs_before
             errors = []
             for out, eager_out, (ref, _) in zip(outs, eager_outs, refs):

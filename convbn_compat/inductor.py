@@ -81,6 +81,8 @@ class FireCount:
         self.in_graph: int | None = None
         self.per_graph: list[int] | None = None
         """Rewrites found in each pre-grad graph, in compile order (None: no hook)."""
+        self.per_graph_running: list[int] = []
+        """The same, for the graphs whose compiles finished."""
         self.attempts = 0
         self.finished = 0
         """AOTAutograd compiles begun and finished in the block. Dynamo abandons a
@@ -90,12 +92,17 @@ class FireCount:
 
     @property
     def in_running_graphs(self) -> int | None:
-        """Rewrites in the graphs whose compiles finished: the code that runs. Abandoned
-        attempts come first, each retried by the one after it."""
+        """Rewrites in the graphs whose compiles finished: the code that runs (None where
+        the release has no hook to look)."""
         if self.per_graph is None:
             return None
-        abandoned = max(self.attempts - self.finished, 0)
-        return sum(self.per_graph[abandoned:])
+        return sum(self.per_graph_running)
+
+
+def _finished_compiles() -> int:
+    from torch._dynamo.utils import counters
+
+    return counters["aot_autograd"]["ok"]
 
 
 def _counter_value() -> int:
@@ -143,11 +150,20 @@ class _Observer:
     def __init__(self) -> None:
         self.count = 0
         self.per_graph: list[int] = []
+        self.finished_before: list[int] = []
 
     def __call__(self, graph) -> None:
         found = _count_replacements(getattr(graph, "graph", graph))
         self.count += found
         self.per_graph.append(found)
+        self.finished_before.append(_finished_compiles())
+
+    def running(self, finished_at_end: int) -> list[int]:
+        """Each graph's rewrites, kept where its compile finished: the next graph (or the
+        block's end) saw one more finished AOTAutograd compile."""
+        after = [*self.finished_before[1:], finished_at_end]
+        return [n for n, before, later in zip(self.per_graph, self.finished_before, after)
+                if later > before]  # fmt: skip
 
     def uuid(self) -> str:
         return self.UUID
@@ -158,6 +174,7 @@ class _Observer:
     def __setstate__(self, state: dict) -> None:
         self.count = 0
         self.per_graph = []
+        self.finished_before = []
 
 
 _OBSERVER_CLASS: type | None = None
@@ -200,6 +217,8 @@ def count_fires() -> Iterator[FireCount]:
             result.counter = after - before if after >= before else -1
             result.in_graph = None if observer is None else observer.count
             result.per_graph = None if observer is None else observer.per_graph
+            if observer is not None:
+                result.per_graph_running = observer.running(_finished_compiles())
             result.attempts = counters["aot_autograd"]["total"] - aot_before[0]
             result.finished = counters["aot_autograd"]["ok"] - aot_before[1]
 

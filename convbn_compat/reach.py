@@ -213,7 +213,7 @@ def run_entry(entry: EntryPoint, device: str) -> dict:
             record["max_abs_error"] = err
             counted, rewrites, note = fires.counter, fires.in_graph, ""
             running = fires.in_running_graphs
-            if fires.attempts > fires.finished and running is not None:
+            if running is not None and fires.attempts > fires.finished:
                 # Judge the code that runs, not the compile Dynamo threw away.
                 counted = rewrites = running
                 note = (
