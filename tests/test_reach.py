@@ -28,3 +28,15 @@ def test_default_and_freezing_entry_points_agree_with_the_table(tmp_path):
     assert cells["Reach-default"]["fire_count"] == 2
     assert cells["Reach-freezing"]["fire_count"] == 0  # the pass stays away
     assert {c["status"] for c in cells.values()} == {"passed"}
+
+
+def test_env_json_is_json_alone():
+    """`env --json` is for programs: its whole output parses, with no human line first."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "convbn_compat", "env", "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["torch"].split("+")[0].count(".") == 2
+    assert info["has_pass"] is True
