@@ -157,20 +157,7 @@ def run_entry(entry: EntryPoint, device: str) -> dict:
 
     from . import inductor, tracing
 
-    record = {
-        "id": entry.id,
-        "subset": "reach",
-        "entry": entry.name,
-        "about": entry.about,
-        "device": device,
-        "tf32": False,
-        "outcome": Outcome.ERROR.value,
-        "fire_count": None,
-        "expected_count": entry.expected_fires,
-        "graph_rewrites": None,
-        "max_abs_error": None,
-        "message": "",
-    }
+    record = _new_record(entry, device)
     started = time.perf_counter()
     try:
         with contextlib.ExitStack() as stack:
@@ -304,7 +291,8 @@ def _child(entry: EntryPoint, device: str) -> dict:
     return record
 
 
-def _died(entry: EntryPoint, device: str, why: str) -> dict:
+def _new_record(entry: EntryPoint, device: str, message: str = "") -> dict:
+    """An entry point's record before anything is known: an error until it says more."""
     return {
         "id": entry.id,
         "subset": "reach",
@@ -317,9 +305,12 @@ def _died(entry: EntryPoint, device: str, why: str) -> dict:
         "expected_count": entry.expected_fires,
         "graph_rewrites": None,
         "max_abs_error": None,
-        "message": why,
-        "seconds": None,
+        "message": message,
     }
+
+
+def _died(entry: EntryPoint, device: str, why: str) -> dict:
+    return {**_new_record(entry, device, why), "seconds": None}
 
 
 def main(argv: list[str] | None = None) -> int:
