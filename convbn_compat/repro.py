@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import cases
 from .cases import Case, get_case
+from .outcomes import Outcome
 from .releases import NIGHTLY, RELEASES, ConfigError, Release, get_release, torch_index
 
 __all__ = ["bisect", "repro_script"]
@@ -326,7 +327,7 @@ def bisect(case_id: str, good: str, bad: str, device: str = "cpu", root: Path = 
     return 0
 
 
-BAD = ("wrong-result", "error")
+BAD = (Outcome.WRONG_RESULT.value, Outcome.ERROR.value)
 
 
 def release_range(outcomes: dict[str, str]) -> str:

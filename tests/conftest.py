@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from convbn_compat import results
+from convbn_compat.outcomes import Outcome
 from convbn_compat.releases import ConfigError
 
 RECORD_KEY = results.RECORD_KEY
@@ -101,7 +102,7 @@ class MatrixRecorder:
             # The test stopped before run_case classified it: pytest-timeout's per-case
             # limit, or a failure of the harness itself. Either way the case did not
             # finish: an error, never a pass or a fusion verdict.
-            record["outcome"] = "error"
+            record["outcome"] = Outcome.ERROR.value
             record["message"] = _failure_line(report)
         self._writer().add(record)
 
@@ -126,7 +127,7 @@ class MatrixRecorder:
         expected = exp.load().lookup(case.id, device, torch.__version__)
         return dict(
             results.new_record(case, device, tf32),
-            outcome="error",
+            outcome=Outcome.ERROR.value,
             expected_outcome=expected.outcome.value,
             expectation_reason=expected.reason,
             seconds=None,
