@@ -210,7 +210,12 @@ def _benefit(matrix: Matrix) -> str:
     ]
     for row in matrix.benefit:
         key = "peak_bytes" if row["device"] == "cuda" else "peak_step_bytes"
-        peaks = [_mb(row["configs"].get(c, {}).get(key)) for c in ("eager", "off", "on")]
+        peaks = [
+            "error"
+            if "error" in row["configs"].get(c, {})
+            else _mb(row["configs"].get(c, {}).get(key))
+            for c in ("eager", "off", "on")
+        ]
         summary = row["summary"]
         flag = row["regression"] or ""
         tr = '<tr class="alert">' if flag else "<tr>"

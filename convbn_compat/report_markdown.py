@@ -126,8 +126,15 @@ def benefit_lines(matrix: Matrix) -> list[str]:
         key = "peak_bytes" if row["device"] == "cuda" else "peak_step_bytes"
         peaks = []
         for config in ("eager", "off", "on"):
-            value = row["configs"].get(config, {}).get(key)
-            peaks.append("-" if value is None else f"{value / 2**20:.1f} MiB")
+            measured = row["configs"].get(config, {})
+            value = measured.get(key)
+            peaks.append(
+                "error"
+                if "error" in measured
+                else "-"
+                if value is None
+                else f"{value / 2**20:.1f} MiB"
+            )
         saved = row["summary"].get("memory_saved_vs_off")
         lines.append(
             f"| {row['release']} | {row['torch']} | {row['device']} | {row['model']} | "
@@ -137,7 +144,14 @@ def benefit_lines(matrix: Matrix) -> list[str]:
             f"{'**' + row['regression'] + '**' if row['regression'] else ''} |"
         )
     methods = sorted({r["method"] for r in matrix.benefit if r["method"]})
-    return [*lines, "", "Method: " + "; ".join(methods) + ".", ""]
+    errors = [
+        f"- {row['release']} ({row['device']}), {config}: {measured['error'][:300]}"
+        for row in matrix.benefit
+        for config, measured in row["configs"].items()
+        if "error" in measured
+    ]
+    errors = ["Configurations that failed:", "", *errors, ""] if errors else []
+    return [*lines, "", "Method: " + "; ".join(methods) + ".", "", *errors]
 
 
 def _provenance(matrix: Matrix) -> str:
