@@ -160,7 +160,7 @@ def _summary(matrix: Matrix, ordered, diff, changes) -> str:
         stories: dict[str, list[str]] = {}
         for row in by_group[group]:
             cells = matrix.cells[row.case_id]
-            text = _row_story(row.case_id, cells, matrix, changes.get(row.case_id, []), group)
+            text = _row_story(cells, changes.get(row.case_id, []), group)
             stories.setdefault(text, []).append(row.case_id)
         out.append(f'<ul class="look" id="look-{group}">')
         for text, case_ids in stories.items():
@@ -235,7 +235,7 @@ def _benefit(matrix: Matrix) -> str:
     return "".join(out)
 
 
-def _row_story(case_id, cells, matrix, changes: list[Change], group) -> str:
+def _row_story(cells: dict, changes: list[Change], group: RowGroup) -> str:
     """One line: where a row is unexpected, or how its outcome moves across releases."""
     if group is RowGroup.UNEXPECTED:
         odd = [
