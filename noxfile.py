@@ -20,6 +20,7 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import nox
 
@@ -35,6 +36,7 @@ from convbn_compat.releases import (  # noqa: E402
     Release,
     torch_index,
 )
+from convbn_compat.results import DEFAULT_DIR  # noqa: E402
 
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -45,6 +47,7 @@ nox.options.sessions = ["unit"]
 MATRIX_TESTS = "tests/test_matrix.py"
 UNIT_TESTS = "tests/unit"
 REPRO_TESTS = "tests/test_repro.py"
+REPRO_ALL_TESTS = "tests/test_repro_upstream.py"
 FAULT_TESTS = "tests/faults"
 CATALOGUE_TESTS = "tests/test_sensitivity_catalogue.py"
 ORACLE_TESTS = "tests/test_oracle.py"
@@ -78,9 +81,9 @@ def _register_tool(release: Release, flavour: str, kind: str) -> None:
     module, doc = TOOLS[kind]
 
     def session(session: nox.Session) -> None:
-        env = _prepare(session, release, flavour)
+        env, run = _prepare(session, release, flavour)
         try:
-            _tool(session, module, "cpu" if flavour == "cpu" else "cuda", env)
+            _tool(session, module, "cpu" if flavour == "cpu" else "cuda", env, run.tool_options())
         finally:
             _maybe_discard(session)
 
@@ -119,6 +122,17 @@ def _register_cell(release: Release, flavour: str) -> None:
         default=False,
     )(session)
 
+    def warm(session: nox.Session) -> None:
+        _run_warm(session, release, flavour)
+
+    warm.__doc__ = (
+        f"Rerun {release.session(flavour)} on its warm compile cache: the same outcomes "
+        "and counts, or red."
+    )
+    nox.session(name=f"warm-{release.key}-{flavour}", python=False, tags=["warm"], default=False)(
+        warm
+    )
+
 
 @nox.session(name="tests-installed", python=False, tags=["installed"], default=False)
 def tests_installed(session: nox.Session) -> None:
@@ -140,7 +154,9 @@ def _register_installed_tools() -> None:
         )
 
 
-def _tool(session: nox.Session, module: str, device: str, env: dict[str, str]) -> None:
+def _tool(
+    session: nox.Session, module: str, device: str, env: dict[str, str], run: list[str] = ()
+) -> None:
     posargs = list(session.posargs)
     if "--device" not in posargs:
         posargs = ["--device", device, *posargs]
@@ -152,6 +168,7 @@ def _tool(session: nox.Session, module: str, device: str, env: dict[str, str]) -
         session.name,
         "--out",
         str(_results_dir() / f"{session.name}.json"),
+        *run,
         *posargs,
         env=env,
     )
@@ -175,11 +192,14 @@ def ci(session: nox.Session) -> None:
         # sensitivity catalogue applies to that release's pass, that the generator's
         # oracle blames injected faults right (and a fuzz run writes a report-ready
         # file), and, on the newest, that crashes, hangs and interrupts are recorded as
-        # they should be. Both run cold, then warm on the cold run's caches: same
-        # outcomes and counts.
-        extra = [WARM_CHECK, REPRO_TESTS, CATALOGUE_TESTS, ORACLE_TESTS, REACH_TESTS]
-        extra += [FAULT_TESTS] if key == NEWEST else []
-        session.notify(RELEASES[key].session("cpu"), posargs=[*extra, *session.posargs])
+        # they should be. Both run cold (an empty compile cache), then warm-X.Y-cpu
+        # reruns the matrix on the cold run's cache: same outcomes and counts.
+        cell = RELEASES[key].session("cpu")
+        shutil.rmtree(_cache_dir(_env_dir(cell)), ignore_errors=True)
+        extra = [REPRO_TESTS, CATALOGUE_TESTS, ORACLE_TESTS, REACH_TESTS]
+        extra += [FAULT_TESTS, REPRO_ALL_TESTS] if key == NEWEST else []
+        session.notify(cell, posargs=[*extra, *session.posargs])
+        session.notify(f"warm-{key}-cpu", posargs=list(session.posargs))
 
 
 @nox.session(python="3.11", tags=["browser"], default=False)
@@ -219,8 +239,34 @@ def _pythonpath() -> dict[str, str]:
     return {"PYTHONPATH": path}
 
 
-def _prepare(session: nox.Session, release: Release, flavour: str) -> dict[str, str]:
-    """Install ``release`` into the session's environment; the variables its runs need."""
+class Run(NamedTuple):
+    """What a run records of itself: passed to pytest and the tools as options."""
+
+    release: str
+    flavour: str
+    install: str  # JSON
+
+    def pytest_options(self) -> list[str]:
+        return [
+            f"--convbn-release={self.release}",
+            f"--convbn-flavour={self.flavour}",
+            f"--convbn-install-record={self.install}",
+        ]
+
+    def tool_options(self) -> list[str]:
+        return [
+            "--release",
+            self.release,
+            "--flavour",
+            self.flavour,
+            "--install-record",
+            self.install,
+        ]
+
+
+def _prepare(session: nox.Session, release: Release, flavour: str) -> tuple[dict[str, str], Run]:
+    """Install ``release`` into the session's environment; the variables and the run
+    identity its runs need."""
     try:
         index = torch_index(release, flavour)
     except ConfigError as exc:
@@ -254,36 +300,65 @@ def _prepare(session: nox.Session, release: Release, flavour: str) -> dict[str, 
         "compile_bytecode": True,
     }
     _install(session, release, index, torch_args, project_args, record)
-    return {
-        "CONVBN_RELEASE": release.key,
-        "CONVBN_FLAVOUR": flavour,
-        "CONVBN_INSTALL_RECORD": json.dumps(record),
-        # One Inductor cache per environment: releases never read each other's entries,
-        # and removing the environment removes its cache.
-        "TORCHINDUCTOR_CACHE_DIR": str(Path(session.virtualenv.location) / "inductor-cache"),
-    }
+    run = Run(release.key, flavour, json.dumps(record))
+    # One Inductor cache per environment: releases never read each other's entries,
+    # and removing the environment removes its cache.
+    return {"TORCHINDUCTOR_CACHE_DIR": _cache_dir(Path(session.virtualenv.location))}, run
 
 
-WARM_CHECK = "--convbn-warm-check"
+def _cache_dir(venv: Path) -> str:
+    return str(venv / "inductor-cache")
+
+
+def _env_dir(session_name: str) -> Path:
+    """Where nox keeps a session's environment under its default --envdir (.nox): nox's
+    own naming, which hashes names that would make a too-long path."""
+    try:
+        from nox.sessions import _normalize_path
+    except ImportError:  # a nox without it: its long-standing plain naming
+        return ROOT / ".nox" / session_name.replace(".", "-")
+    return Path(_normalize_path(str(ROOT / ".nox"), session_name))
 
 
 def _run_matrix(session: nox.Session, release: Release, flavour: str) -> None:
-    env = _prepare(session, release, flavour)
-    devices = ["cpu"] if flavour == "cpu" else ["cpu", "cuda"]
-    posargs = [a for a in session.posargs if a != WARM_CHECK]
-    warm_check = len(posargs) != len(session.posargs)
+    env, run = _prepare(session, release, flavour)
     try:
-        if warm_check:
-            # Cold: an empty compile cache. Then warm, on what the cold run left behind.
-            shutil.rmtree(env["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
-        _pytest(session, session.name, devices, env=env, posargs=posargs)
-        if warm_check:
-            cold = _results_dir() / f"{session.name}.json"
-            warm_args = [a for a in posargs if not a.startswith("tests/")]  # matrix only
-            warm_args.append(f"--convbn-warm-of={cold}")
-            _pytest(session, f"{session.name}-warm", devices, env=env, posargs=warm_args)
+        _pytest(session, session.name, _devices(flavour), env=env, run=run)
     finally:
         _maybe_discard(session)
+
+
+def _devices(flavour: str) -> list[str]:
+    return ["cpu"] if flavour == "cpu" else ["cpu", "cuda"]
+
+
+def _run_warm(session: nox.Session, release: Release, flavour: str) -> None:
+    cold_name = release.session(flavour)
+    cold = _results_dir() / f"{cold_name}.json"
+    try:
+        data = json.loads(cold.read_text(encoding="utf-8"))
+        python = data["environment"]["python_executable"]
+        install = data["install"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        session.error(
+            f"no cold run to check against: {cold} ({exc.__class__.__name__}). "
+            f"Run `nox -s {cold_name}` first"
+        )
+    venv = Path(python).parent.parent
+    if not Path(python).is_file() or not (venv / INSTALLED_MARKER).is_file():
+        session.error(f"{cold_name}'s environment ({venv}) is gone; run `nox -s {cold_name}`")
+    # The cold run's own environment and compile cache: only the cache's state differs.
+    env = {"TORCHINDUCTOR_CACHE_DIR": _cache_dir(venv)}
+    run = Run(release.key, flavour, json.dumps(install))
+    _pytest(
+        session,
+        session.name,
+        _devices(flavour),
+        env=env,
+        run=run,
+        python=python,
+        extra=[f"--convbn-warm-of={cold}"],
+    )
 
 
 def _maybe_discard(session: nox.Session) -> None:
@@ -296,7 +371,7 @@ def _maybe_discard(session: nox.Session) -> None:
 def _run_sensitivity(session: nox.Session, release: Release) -> None:
     # Its own environment, built like tests-X.Y-cpu from the uv cache: the pass is
     # mutated there, never in an environment a matrix session uses.
-    env = _prepare(session, release, "cpu")
+    env, _ = _prepare(session, release, "cpu")
     out = _results_dir() / f"{session.name}.json"
     try:
         session.run(
@@ -420,7 +495,8 @@ def _uv() -> str:
 
 
 def _results_dir() -> Path:
-    return Path(os.environ.get("CONVBN_RESULTS_DIR") or ROOT / "results")
+    """CONVBN_RESULTS_DIR, else the project's results/ (the harness's one default)."""
+    return Path(os.environ.get("CONVBN_RESULTS_DIR") or ROOT / DEFAULT_DIR)
 
 
 def _parallel(posargs: list[str]) -> list[str]:
@@ -442,74 +518,38 @@ def _pytest(
     name: str,
     devices: list[str],
     env: dict[str, str],
-    posargs: list[str] | None = None,
+    run: Run | None = None,
+    python: str = "python",
+    extra: list[str] = (),
 ) -> None:
-    posargs = session.posargs if posargs is None else posargs
     results = _results_dir()
+    posargs = session.posargs
     session.run(
-        "python",
+        python,
         "-m",
         "pytest",
         MATRIX_TESTS,
         f"--convbn-devices={','.join(devices)}",
-        f"--junitxml={results / (name + '.xml')}",
+        f"--convbn-run={name}",
+        f"--convbn-results={results}",
+        *(run.pytest_options() if run else []),
+        *extra,
         *_parallel(posargs),
         *posargs,
-        env={**env, "CONVBN_SESSION": name, "CONVBN_RESULTS_DIR": str(results)},
+        env=env,
+        external=python != "python",
     )
 
 
-def _requested_sessions(argv: list[str]) -> list[str]:
-    """Session names given to nox with -s/-e/--session(s) (nox parses the same argv)."""
-    names: list[str] = []
-    taking = False
-    for arg in argv[1:]:
-        if arg == "--":
-            break
-        if arg in ("-s", "-e", "--session", "--sessions"):
-            taking = True
-        elif arg.startswith(("--session=", "--sessions=")):
-            names.append(arg.partition("=")[2])
-        elif arg.startswith("-"):
-            taking = False
-        elif taking:
-            names.append(arg)
-    return [n for name in names for n in name.split(",") if n]
-
-
-def _check_input(argv: list[str]) -> None:
-    """Refuse bad input before nox builds anything, naming the valid choices."""
-    problems = []
-    known = set(nox.registry.get())
-    for name in _requested_sessions(argv):
-        families = ("tests-", "sensitivity-", *(f"{kind}-" for kind in TOOLS))
-        if name in known or not name.startswith(families):
-            continue  # nox reports other unknown names itself
-        if name.startswith("sensitivity-"):
-            key, flavour = name.removeprefix("sensitivity-"), "cpu"
-        else:
-            key, _, flavour = name.partition("-")[2].rpartition("-")
-        if key not in RELEASES:
-            problems.append(
-                f"unknown release {key!r} in session {name!r}; releases: {', '.join(RELEASES)}"
-            )
-        elif flavour not in FLAVOURS:
-            problems.append(
-                f"unknown flavour {flavour!r} in session {name!r}; flavours: {', '.join(FLAVOURS)}"
-            )
-        else:
-            problems.append(f"unknown session {name!r}")
+def _check_index() -> None:
+    """Refuse a bad CONVBN_TORCH_INDEX before nox builds anything (even for `nox -l`)."""
     try:
-        torch_index(RELEASES[NEWEST], "cpu")  # validates CONVBN_TORCH_INDEX
+        torch_index(RELEASES[NEWEST], "cpu")
     except ConfigError as exc:
-        problems.append(str(exc))
-    if problems:
-        for problem in problems:
-            print(f"nox > convbn-compat: {problem}", file=sys.stderr)
-        print("nox > sessions look like tests-2.4-cuda; `nox -l` lists them all", file=sys.stderr)
+        print(f"nox > convbn-compat: {exc}", file=sys.stderr)
         sys.exit(3)
 
 
 _register_matrix()
 _register_installed_tools()
-_check_input(sys.argv)
+_check_index()

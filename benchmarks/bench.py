@@ -165,9 +165,10 @@ def _dir_bytes(path: Path) -> int:
     return total
 
 
-def _suite_cmd(py: Path, *select: str) -> list:
+def _suite_cmd(py: Path, run: str, results: Path, *select: str) -> list:
     """The project's CPU suite in environment ``py``, over every core (pytest-xdist)."""
     return [py, "-m", "pytest", "tests/test_matrix.py", *select, "--convbn-devices=cpu",
+            f"--convbn-run={run}", f"--convbn-results={results}",
             "-n", "auto", "-q", "-p", "no:cacheprovider"]  # fmt: skip
 
 
@@ -186,12 +187,13 @@ def bench_suite(release, reps: int, scratch: Path) -> dict:
             env = {
                 **common,
                 "TORCHINDUCTOR_CACHE_DIR": str(cache),
-                "CONVBN_SESSION": f"bench-{side}",
                 "PYTHONPATH": str(ROOT),
             }
             for temp in ("cold", "warm"):
                 if side == "project":
-                    s, _ = _run(_suite_cmd(py, "-m", "upstream"), env)
+                    s, _ = _run(
+                        _suite_cmd(py, "bench-project", scratch / "res", "-m", "upstream"), env
+                    )
                     data = json.loads((scratch / "res" / "bench-project.json").read_text())
                     info = {
                         "case_seconds": round(sum(c["seconds"] for c in data["cases"]), 1),
@@ -227,10 +229,9 @@ def bench_matrix(releases, scratch: Path, progress: Path) -> dict:
             env = {
                 **common,
                 "TORCHINDUCTOR_CACHE_DIR": str(cache),
-                "CONVBN_SESSION": name,
                 "PYTHONPATH": str(ROOT),
             }
-            seconds, _ = _run(_suite_cmd(py), env, check=False)
+            seconds, _ = _run(_suite_cmd(py, name, scratch / "res"), env, check=False)
             data = json.loads((scratch / "res" / f"{name}.json").read_text())
             row[temp] = round(seconds, 1)
             row[f"{temp}_outcomes"] = _count(c["outcome"] for c in data["cases"])

@@ -229,8 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--model", choices=tuple(MODELS), help="default: small on the CPU, "
                         "resnet50 on the GPU")  # fmt: skip
-    parser.add_argument("--out", type=Path, help="results file (default: results/<run>.json)")
-    parser.add_argument("--run", help="run name recorded in the file (the Nox session)")
+    results.add_run_options(parser)
     parser.add_argument("--one", choices=CONFIGS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     model_name = args.model or ("resnet50" if args.device == "cuda" else "small")
@@ -239,12 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
-    from .reach import _run_info
-
-    name = args.run or f"benefit-torch-{torch.__version__}".replace("+", "-")
-    out = args.out or results.results_dir() / f"{name}.json"
+    run = results.run_identity(args, f"benefit-torch-{torch.__version__}".replace("+", "-"))
+    out = run.path
     out.parent.mkdir(parents=True, exist_ok=True)
-    writer = results.ResultsWriter(out, _run_info(name, "benefit"))
+    writer = results.ResultsWriter(out, run.header("benefit"))
     batch, size, steps = MODELS[model_name]
     section = {
         "model": model_name,

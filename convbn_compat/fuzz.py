@@ -337,8 +337,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-examples", type=int, help="stop after this many examples too")
     parser.add_argument("--seed", type=int, default=0, help="the same seed, the same examples")
     parser.add_argument("--db", type=Path, help="Hypothesis example database folder")
-    parser.add_argument("--out", type=Path, help="results file (default results/<run>.json)")
-    parser.add_argument("--run", default=os.environ.get("CONVBN_SESSION") or "fuzz-installed")
+    results.add_run_options(parser)
     parser.add_argument(
         "--workers",
         type=int,
@@ -362,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     workers = args.workers or (os.cpu_count() or 1)
     if args.max_examples is not None:
         workers = min(workers, args.max_examples)
-    out = args.out or results.results_dir() / f"{args.run}.json"
+    run = results.run_identity(args, "fuzz-installed")
+    args.run, out = run.name, run.path
     db = args.db or Path(".hypothesis") / "convbn-fuzz" / f"{args.run}-{args.device}"
     if workers > 1:
         return _run_workers(args, workers, out, db)
@@ -411,16 +411,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _writer(args, out: Path) -> results.ResultsWriter:
-    return results.ResultsWriter(
-        out,
-        {
-            "session": args.run,
-            "kind": "fuzz",
-            "release": os.environ.get("CONVBN_RELEASE"),
-            "flavour": os.environ.get("CONVBN_FLAVOUR"),
-            "install": json.loads(os.environ.get("CONVBN_INSTALL_RECORD") or "null"),
-        },
-    )
+    run = results.run_identity(args, args.run)
+    return results.ResultsWriter(out, run.header("fuzz"))
 
 
 def _run_workers(args, workers: int, out: Path, db: Path) -> int:

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import devices, inductor, tracing
-from .cases import LOW_PRECISION, Tolerance, _compare
 from .generated import Example, is_transposed
 from .outcomes import Blame, Outcome
+from .runner import LOW_PRECISION, Tolerance, compare
 
 __all__ = ["Observation", "Verdict", "build", "judge", "observe"]
 
@@ -291,7 +291,7 @@ rounding error (see _check)."""
 
 
 def _check(actual, expected, ex: Example, reference) -> tuple[bool, float | None, str]:
-    """The matrix's judgement (cases._compare), with one allowance for the fold's rounding.
+    """The matrix's judgement (runner.compare), with one allowance for the fold's rounding.
 
     The fold computes ``weight * scale`` and rounds it once in the model's dtype, so its
     output differs from eager's by rounding. An output that fails the matrix's test is
@@ -305,7 +305,7 @@ def _check(actual, expected, ex: Example, reference) -> tuple[bool, float | None
     """
     tol = Tolerance.for_run(False, ex.dtype)
     low = ex.dtype in LOW_PRECISION or ex.autocast
-    ok, err, msg = _compare(actual, expected, tol, reference if low else None)
+    ok, err, msg = compare(actual, expected, tol, reference if low else None)
     if ok or err is None or reference is None or actual.shape != reference.shape:
         return ok, err, msg
     with torch.no_grad():

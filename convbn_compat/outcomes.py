@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Blame", "Outcome", "Unsupported", "classify"]
+__all__ = ["Blame", "Outcome", "Unsupported", "Verdict", "classify"]
 
 
 class Outcome(str, enum.Enum):
@@ -43,6 +43,22 @@ class Blame(str, enum.Enum):
     """Right with the pass on: nothing to blame (fused or not)."""
     INVALID = "invalid"
     """Eager itself refused the model: not a test of the pass at all."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Verdict(str, enum.Enum):
+    """What the suite did with one injected fault of the pass (``sensitivity``)."""
+
+    CAUGHT = "caught"
+    """A case failed: the suite noticed the fault."""
+    MISSED = "missed"
+    """Every case passed with the fault in place."""
+    NOT_APPLICABLE = "not-applicable"
+    """The fault's code is not in this release's pass."""
+    HARNESS_ERROR = "harness-error"
+    """The suite itself failed to run (a usage error, a crash of pytest): no verdict."""
 
     def __str__(self) -> str:
         return self.value

@@ -74,7 +74,7 @@ def _check(entry: EntryPoint, compiled, model, compiled_model, x) -> tuple[bool,
     compile raise in 2.9 and later (it reads the legacy ``cudnn.allow_tf32``, which
     refuses to answer once the new API was used), which is not the pass either.
     """
-    from .cases import Tolerance, _compare
+    from .runner import Tolerance, compare
 
     tol = Tolerance.for_run(x.is_cuda)
     # A gradient sums over the batch and every pixel (1,024 terms here), in another order
@@ -84,20 +84,20 @@ def _check(entry: EntryPoint, compiled, model, compiled_model, x) -> tuple[bool,
     if entry.backward:
         out_eager = model(x)
         out = compiled(x)
-        ok, err, msg = _compare(out, out_eager, tol)
+        ok, err, msg = compare(out, out_eager, tol)
         if not ok:
             return ok, err, msg
         out_eager.mean().backward()
         out.mean().backward()
         errs = [err]
         for i, (g, ge) in enumerate(zip(_grads(compiled_model), _grads(model))):
-            ok, err, msg = _compare(g, ge, grad_tol)
+            ok, err, msg = compare(g, ge, grad_tol)
             errs.append(err)
             if not ok:
                 return False, err, f"gradient of parameter {i}: {msg}"
         return True, max(e for e in errs if e is not None), ""
     out_eager = model(x)
-    return _compare(compiled(x), out_eager, tol)
+    return compare(compiled(x), out_eager, tol)
 
 
 def _grad_mode(name: str):
@@ -316,8 +316,7 @@ def _died(entry: EntryPoint, device: str, why: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convbn_compat.reach", description=__doc__)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--out", type=Path, help="results file (default: results/<run>.json)")
-    parser.add_argument("--run", help="run name recorded in the file (the Nox session)")
+    results.add_run_options(parser)
     parser.add_argument("--only", action="append", default=[], metavar="ENTRY")
     parser.add_argument(
         "--jobs",
@@ -344,10 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     entries = [get_entry(n) for n in args.only] or list(ENTRY_POINTS)
-    name = args.run or f"reach-torch-{torch.__version__}".replace("+", "-")
-    out = args.out or results.results_dir() / f"{name}.json"
+    run = results.run_identity(args, f"reach-torch-{torch.__version__}".replace("+", "-"))
+    out = run.path
     out.parent.mkdir(parents=True, exist_ok=True)
-    writer = results.ResultsWriter(out, _run_info(name, "reach"))
+    writer = results.ResultsWriter(out, run.header("reach"))
     table = expectations.load()
     complete = False
     try:
@@ -393,17 +392,6 @@ def annotate(path: Path) -> int:
         record["status"] = "passed" if same else "failed"
     results.atomic_write_json(Path(path), run.data)
     return changed
-
-
-def _run_info(name: str, kind: str) -> dict:
-    """The run's identity, as the Nox session set it (as fuzz and the suite record it)."""
-    return {
-        "session": name,
-        "kind": kind,
-        "release": os.environ.get("CONVBN_RELEASE"),
-        "flavour": os.environ.get("CONVBN_FLAVOUR"),
-        "install": json.loads(os.environ.get("CONVBN_INSTALL_RECORD") or "null"),
-    }
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from packaging.version import Version
 from .cases import CASES
 from .matrix import NotResults, Run, load_run, read_json
 from .outcomes import Outcome
+from .record import FIELDS, GROUPS
 from .releases import RELEASES, ConfigError
 from .versions import release_of, torch_release
 
@@ -66,26 +67,11 @@ class Diff(str, enum.Enum):
 
 CLASSES = tuple(d.value for d in Diff)
 CASE_ORDER = {c.id: i for i, c in enumerate(CASES)}
-CELL_FIELDS = (
-    "outcome",
-    "expected_outcome",
-    "expectation_reason",
-    "fire_count",
-    "expected_count",
-    "graph_rewrites",
-    "max_abs_error",
-    "seconds",
-    "message",
-    "status",
-    "warnings",
-    "blame",
-    "fire_count_pass_off",
-    "message_pass_off",
-    "exception",
-    "signature",
-    "examples_with_signature",
-)
-CORE_FIELDS = CELL_FIELDS[:10]
+# A cell is its case record less what the column and the row already say.
+_IDENTITY = ("id", "subset", "device", "tf32")
+CELL_FIELDS = tuple(f for f in FIELDS if f not in _IDENTITY)
+CORE_FIELDS = (*(f for f in GROUPS["core"] if f not in _IDENTITY), "expectation_reason", "status")
+"""What every cell has, known or not; the others only where a record carries them."""
 
 
 class ColumnKey(NamedTuple):

@@ -1,119 +1,23 @@
 """Standalone reproducers and bisection across the release table.
 
-``repro`` writes a script that needs only torch: the case's model, built by the very
-functions the suite uses (their source is copied in), and a compact runner making the
-suite's checks. It prints ``OUTCOME: <outcome>`` in the suite's vocabulary.
+``repro`` writes a script that needs only torch: it carries the suite's own modules
+(runner, case table, shim, the generator's oracle) verbatim and runs the case through
+``runner.run_case``, exactly as the matrix does. It prints ``OUTCOME: <outcome>`` in the
+suite's vocabulary.
 """
 
 from __future__ import annotations
 
-import inspect
 import shlex
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
-from . import cases
 from .cases import Case, get_case
 from .outcomes import Outcome
 from .releases import NIGHTLY, RELEASES, ConfigError, Release, get_release, torch_index
 
 __all__ = ["bisect", "repro_script"]
-
-_RUNNER = '''
-def run_case(build, *, device, expected_fires, graph, syncbn, pass_enabled, train, dtype,
-             channels_last, tf32):
-    """The checks of convbn-compat's suite, in one function that needs only torch."""
-    torch.manual_seed(0)
-    dtype = getattr(torch, dtype)
-    flag = "efficient_conv_bn_eval_fx_passes"
-    if not hasattr(config, flag):
-        return "unsupported", "torch._inductor.config has no " + flag
-    patch = {flag: pass_enabled}
-    if hasattr(config, "pre_grad_pass_timing"):  # run pre-grad passes on every compile
-        patch["pre_grad_pass_timing"] = "early"
-    if device == "cuda":
-        matmul = torch.backends.cuda.matmul
-        if hasattr(matmul, "fp32_precision"):
-            matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = (
-                "tf32" if tf32 else "ieee")
-        else:
-            matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
-    model, shape = build()
-    eager = model.to(device=device, dtype=dtype).train(train)
-    inp = torch.rand(shape, dtype=dtype).to(device)
-    if channels_last:
-        eager = eager.to(memory_format=torch.channels_last)
-        inp = inp.contiguous(memory_format=torch.channels_last)
-    compiled_mod = copy.deepcopy(eager)
-    if syncbn:
-        eager = nn.SyncBatchNorm.convert_sync_batchnorm(eager).train(train)
-        compiled_mod = nn.SyncBatchNorm.convert_sync_batchnorm(compiled_mod).train(train)
-    torch._dynamo.reset()
-    low = dtype in (torch.float16, torch.bfloat16)
-
-    def close(actual, expected, x):
-        if actual.shape != expected.shape:
-            shapes = (tuple(actual.shape), tuple(expected.shape))
-            return "shapes differ: compiled %s, eager %s" % shapes
-        if low:  # no more than 2x eager's distance from a float64 reference, + 1e-4
-            with torch.no_grad():
-                ref = copy.deepcopy(eager).double()(x.double())
-            c = (actual.double() - ref).abs().max().item()
-            e = (expected.double() - ref).abs().max().item()
-            return None if c <= 2 * e + 1e-4 else "compiled %.3g from float64, eager %.3g" % (c, e)
-        atol = 0.003 if (tf32 and device == "cuda" and dtype == torch.float32) else None
-        try:
-            torch.testing.assert_close(actual, expected, rtol=1.3e-6 if atol else None, atol=atol)
-        except AssertionError as exc:
-            return " ".join(str(exc).split())[:300]
-        return None
-
-    try:
-        with config.patch(patch):
-            if graph == "decomposed":
-                from torch._dispatch.python import enable_python_dispatcher
-                from torch.fx.experimental.proxy_tensor import make_fx
-                with enable_python_dispatcher():
-                    compiled_mod = make_fx(compiled_mod, pre_dispatch=True)(inp)
-            compiled = torch.compile(compiled_mod)
-            opt_e = torch.optim.SGD(eager.parameters(), lr=1e-3)
-            opt_c = torch.optim.SGD(compiled_mod.parameters(), lr=1e-3)
-            before = counters["inductor"]["efficient_conv_bn_eval"]
-            out_e, out_c = eager(inp), compiled(inp)
-            problem = close(out_c, out_e, inp)
-            if problem is None:
-                out_e.mean().backward()
-                out_c.mean().backward()
-                opt_e.step()
-                opt_c.step()
-                inp2 = torch.rand_like(inp)
-                problem = close(compiled(inp2), eager(inp2), inp2)
-            fires = counters["inductor"]["efficient_conv_bn_eval"] - before
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        return "error", "%s: %s" % (type(exc).__name__, first)
-    if problem:
-        return "wrong-result", problem
-    if fires != expected_fires:
-        return "not-fused", "pass fired %d time(s), expected %d" % (fires, expected_fires)
-    return "fused", "pass fired %d time(s), output equals eager" % fires
-'''
-
-
-def _builder_source(case: Case) -> tuple[str, str]:
-    """Source of the functions that build the case, and the expression that calls them."""
-    build = case.build
-    func, args, kwargs = build.func, build.args, build.keywords
-    # Both builders may randomise BatchNorm state (the Stats cases use _upstream_model).
-    main = cases._upstream_model if func is cases._upstream_model else cases._conv_bn
-    needed = [cases._randomize_bn, main]
-    src = "\n\n".join(textwrap.dedent(inspect.getsource(f)) for f in needed)
-    if func is cases._upstream_model:
-        src = f"_SPATIAL_DIMS = {cases._SPATIAL_DIMS!r}\n\n\n" + src
-    call = ", ".join([*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())])
-    return src, f"{func.__name__}({call})"
 
 
 def install_commands(release: Release, flavour: str) -> list[str]:
@@ -136,11 +40,21 @@ def install_commands(release: Release, flavour: str) -> list[str]:
     ]
 
 
-# The modules a generated example's reproducer carries, verbatim: the oracle that the
-# fuzz sessions and the matrix run, and the shim it speaks through. All need only torch.
-_EMBEDDED = ("outcomes", "devices", "inductor", "tracing", "generated", "cases", "genrunner")
+# The modules a reproducer carries, verbatim: the suite's runner, the generator's oracle,
+# the case table and the shim they speak through. None needs more than torch.
+_EMBEDDED = (
+    "outcomes",
+    "record",
+    "devices",
+    "inductor",
+    "tracing",
+    "generated",
+    "cases",
+    "runner",
+    "genrunner",
+)
 
-_GENERATED_MAIN = """
+_MAIN = """
 import importlib.abc
 import importlib.util
 import sys
@@ -162,43 +76,49 @@ class _Embedded(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         exec(code, module.__dict__)
 
 
+# Ahead of every other finder: an installed convbn_compat, of another version, is not used.
 sys.meta_path.insert(0, _Embedded())
 
 if __name__ == "__main__":
     import torch
 
-    from convbn_compat.generated import Example
-    from convbn_compat.genrunner import build, judge
+    from convbn_compat.cases import get_case
+    from convbn_compat.runner import run_case
 
-    example = Example.from_id(EXAMPLE)
+    case = get_case(CASE)
     print("torch", torch.__version__)
-    print("model:", build(example)[0])
-    print("input shape:", example.input_shape)
-    verdict = judge(example, DEVICE)
-    print("pass on: fired", verdict.fires, "time(s), expected", verdict.expected_fires)
-    if verdict.message_off:
-        print("pass off:", verdict.message_off, "- fired", verdict.fires_off, "time(s)")
-    print("BLAME:", verdict.blame.value)
-    print("OUTCOME:", verdict.outcome.value, "-", verdict.message or "output equals eager")
+    if case.example:
+        from convbn_compat.generated import Example
+        from convbn_compat.genrunner import build
+
+        example = Example.from_id(case.example)
+        print("model:", build(example)[0])
+        print("input shape:", example.input_shape)
+    record = run_case(case, DEVICE, tf32=TF32)
+    print("pass fired", record.fire_count, "time(s), expected", record.expected_count)
+    if record.blame is not None:
+        print("BLAME:", record.blame.value)
+    print("OUTCOME:", record.outcome.value, "-", record.message or "output equals eager")
 """
 
 
-def _generated_body(case: Case, device: str) -> str:
+def _body(case: Case, device: str, tf32: bool) -> str:
     sources = {"convbn_compat": ""}
     for name in _EMBEDDED:
         # Read, not imported: writing a reproducer needs no torch.
         path = Path(__file__).with_name(f"{name}.py")
         sources[f"convbn_compat.{name}"] = path.read_text(encoding="utf-8")
     lines = [
-        f"EXAMPLE = {case.example!r}",
+        f"CASE = {case.id!r}",
         f"DEVICE = {device!r}",
-        "# The convbn-compat modules that build and judge the example, verbatim: this script",
-        "# runs exactly the checks of `nox -s fuzz-X.Y-cpu` and of the matrix.",
+        f"TF32 = {tf32!r}",
+        "# The convbn-compat modules that build, run and judge the case, verbatim: this",
+        "# script runs exactly the checks of the matrix (and of `nox -s fuzz-X.Y-cpu`).",
         "_SOURCES = {",
         *(f"    {name!r}: {text!r}," for name, text in sources.items()),
         "}",
     ]
-    return "\n".join(lines) + "\n" + _GENERATED_MAIN
+    return "\n".join(lines) + "\n" + _MAIN
 
 
 def repro_script(
@@ -213,17 +133,6 @@ def repro_script(
     rel = (
         get_release(release) if release else get_release([k for k in RELEASES if k != NIGHTLY][-1])
     )
-    params = dict(
-        device=device,
-        expected_fires=case.expected_fires,
-        graph=case.graph,
-        syncbn=case.syncbn,
-        pass_enabled=case.pass_enabled,
-        train=case.train,
-        dtype=case.dtype,
-        channels_last=case.channels_last,
-        tf32=tf32,
-    )
     header = [
         f"# Reproducer: {case.id} on {device}{' with TF32' if tf32 else ''} "
         "(Inductor efficient conv-bn eval pass)",
@@ -236,27 +145,7 @@ def repro_script(
     header.append(f"# Environment for torch {rel.torch or 'nightly'} ({flavour} wheel):")
     header += [f"#   {c}" for c in install_commands(rel, flavour)]
     header += [f"#   python {Path(case.id + '.py')}", ""]
-    if case.example:
-        return "\n".join(header) + "\n" + _generated_body(case, device)
-    src, call = _builder_source(case)
-    body = f"""import copy
-
-import torch
-import torch.nn.functional as F  # noqa: F401  (used by some models)
-from torch import nn
-from torch._dynamo.utils import counters
-from torch._inductor import config
-
-{src}
-
-{_RUNNER}
-
-if __name__ == "__main__":
-    outcome, detail = run_case(lambda: {call}, **{params!r})
-    print("torch", torch.__version__)
-    print("OUTCOME:", outcome, "-", detail)
-"""
-    return "\n".join(header) + "\n" + body
+    return "\n".join(header) + "\n" + _body(case, device, tf32)
 
 
 def run_script(python: str, script: Path, timeout: float = 900) -> str:

@@ -13,13 +13,26 @@ import os
 import platform
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "ResultsWriter", "environment_info", "results_dir"]
+from .record import CaseRecord
+from .releases import ConfigError
+
+__all__ = [
+    "DEFAULT_DIR",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "ResultsWriter",
+    "RunIdentity",
+    "environment_info",
+    "new_record",
+]
 
 SCHEMA = "convbn-compat/results"
 SCHEMA_VERSION = 1
 RECORD_KEY = "convbn_case"
+"""The user_properties key a matrix test stores its case record under."""
 
 # The cells of one case: CPU, CUDA with TF32 off, CUDA with TF32 on.
 RUNS = (("cpu", False), ("cuda", False), ("cuda", True))
@@ -39,39 +52,88 @@ def parse_cell_id(param: str) -> tuple[str, str, bool] | None:
     return None
 
 
-def new_record(case, device: str, tf32: bool) -> dict:
+def new_record(case, device: str, tf32: bool) -> CaseRecord:
     """A cell's record before it runs: what is known of the case, nothing measured."""
-    return {
-        "id": case.id,
-        "subset": case.subset,
-        "device": device,
-        "tf32": tf32,
-        "outcome": None,
-        "expected_outcome": None,
-        "fire_count": None,
-        "expected_count": case.expected_fires,
-        "graph_rewrites": None,
-        "max_abs_error": None,
-        "seconds": 0.0,
-        "message": "",
-    }
+    return CaseRecord(case.id, case.subset, device, tf32, expected_count=case.expected_fires)
 
 
-"""The user_properties key a matrix test stores its case record under."""
+DEFAULT_DIR = Path("results")
+"""Where every run writes unless told otherwise (relative to the working directory)."""
 
 
 def results_dir() -> Path:
-    return Path(os.environ.get("CONVBN_RESULTS_DIR") or "results")
+    return DEFAULT_DIR
 
 
-def default_run_name() -> str:
-    """``CONVBN_SESSION`` (set by Nox), else a name of its own for a plain pytest run."""
-    name = os.environ.get("CONVBN_SESSION", "").strip()
-    if name:
-        return name
-    import torch
+def default_run_name(torch_version: str) -> str:
+    """The name of a run nobody named: a plain pytest run."""
+    return f"pytest-torch-{torch_version}".replace("+", "-")
 
-    return f"pytest-torch-{torch.__version__}".replace("+", "-")
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Which run a results file is: its name, its path, and what Nox installed."""
+
+    name: str
+    path: Path
+    release: str | None = None
+    flavour: str | None = None
+    install: dict | None = None
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        name: str,
+        path: Path,
+        release: str | None = None,
+        flavour: str | None = None,
+        install: str | dict | None = None,
+    ) -> RunIdentity:
+        if isinstance(install, str):
+            try:
+                install = json.loads(install)
+            except ValueError as exc:
+                raise ConfigError(f"the install record is not JSON ({exc}): {install!r}") from None
+        if release is not None:
+            from .releases import get_release
+
+            get_release(release)  # names the known releases when it is not one
+        return cls(name.strip(), Path(path), release, flavour, install)
+
+    def header(self, kind: str | None = None) -> dict:
+        """The results file's identity fields, as the schema orders them; ``kind`` for a
+        tool's file (fuzz, reach, benefit)."""
+        return {
+            "session": self.name,
+            **({"kind": kind} if kind else {}),
+            "release": self.release,
+            "flavour": self.flavour,
+            "install": self.install,
+        }
+
+
+def add_run_options(parser) -> None:
+    """The options through which Nox tells a tool (fuzz, reach, benefit) which run it is."""
+    parser.add_argument("--run", help="run name recorded in the file (the Nox session)")
+    parser.add_argument(
+        "--out", type=Path, help=f"results file (default: {DEFAULT_DIR}/<run>.json)"
+    )
+    parser.add_argument("--release", help="release-table key, recorded (Nox passes it)")
+    parser.add_argument("--flavour", choices=("cpu", "cuda"), help="wheel flavour, recorded")
+    parser.add_argument("--install-record", metavar="JSON", help="how torch was installed")
+
+
+def run_identity(args, default_name: str) -> RunIdentity:
+    """A tool's run, from its add_run_options arguments."""
+    name = args.run or default_name
+    return RunIdentity.from_options(
+        name=name,
+        path=args.out or DEFAULT_DIR / f"{name}.json",
+        release=args.release,
+        flavour=args.flavour,
+        install=args.install_record,
+    )
 
 
 def environment_info() -> dict:

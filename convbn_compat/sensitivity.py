@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .outcomes import Verdict
+from .record import CORE_SUMMARY
 from .results import atomic_write_json
 
 __all__ = ["MUTATIONS", "Mutation", "apply", "pass_source", "run"]
@@ -202,8 +204,6 @@ def _suite(label: str, workdir: Path, pytest_args: list[str]) -> dict:
     results = workdir / label
     env = dict(
         os.environ,
-        CONVBN_RESULTS_DIR=str(results),
-        CONVBN_SESSION=label,
         # A fresh compile cache per run: nothing compiled against another mutant is reused.
         TORCHINDUCTOR_CACHE_DIR=str(workdir / f"{label}-inductor-cache"),
         PYTHONDONTWRITEBYTECODE="1",
@@ -216,6 +216,8 @@ def _suite(label: str, workdir: Path, pytest_args: list[str]) -> dict:
         "-p",
         "no:cacheprovider",
         "--convbn-devices=cpu",
+        f"--convbn-run={label}",
+        f"--convbn-results={results}",
         "--convbn-sensitive-first",
         "-q",
         "--no-header",
@@ -232,17 +234,7 @@ def _suite(label: str, workdir: Path, pytest_args: list[str]) -> dict:
         ran = len(data["cases"])
         if failed:
             c = failed[0]
-            first = {
-                k: c.get(k)
-                for k in (
-                    "id",
-                    "outcome",
-                    "expected_outcome",
-                    "fire_count",
-                    "graph_rewrites",
-                    "message",
-                )
-            }
+            first = {k: c.get(k) for k in ("id", *CORE_SUMMARY)}
     except (OSError, ValueError, KeyError):
         ran = None
     return {
@@ -298,7 +290,7 @@ def run(release: str, out: Path, pytest_args: list[str], only: list[str] | None 
             mutated = apply(mutation, original)
             row = {"id": mutation.id, "fault_class": mutation.fault_class, "about": mutation.about}
             if mutated is None:
-                row["verdict"] = "not-applicable"
+                row["verdict"] = Verdict.NOT_APPLICABLE.value
             else:
                 try:
                     _replace(path, mutated)
@@ -306,7 +298,7 @@ def run(release: str, out: Path, pytest_args: list[str], only: list[str] | None 
                 finally:
                     _replace(path, original)
                 row.update(ran)
-                row["verdict"] = _verdict(ran)
+                row["verdict"] = _verdict(ran).value
             report["mutations"].append(row)
             print(
                 f"  {mutation.id:28} {row['verdict']}"
@@ -318,20 +310,23 @@ def run(release: str, out: Path, pytest_args: list[str], only: list[str] | None 
     atomic_write_json(out, report)
     print(markdown(report))
     baseline_ok = report["baseline"]["exit"] == 0
-    all_caught = all(r["verdict"] in ("caught", "not-applicable") for r in report["mutations"])
+    all_caught = all(
+        Verdict(r["verdict"]) in (Verdict.CAUGHT, Verdict.NOT_APPLICABLE)
+        for r in report["mutations"]
+    )
     if not baseline_ok:
         print("the unmutated suite did not pass: the verdicts above mean nothing", file=sys.stderr)
     return 0 if baseline_ok and all_caught else 1
 
 
-def _verdict(ran: dict) -> str:
+def _verdict(ran: dict) -> Verdict:
     # --maxfail under pytest-xdist ends the run as "interrupted" (exit 2) after the
     # first failure, so a failed case, not the exit code, is what says "caught".
     if ran["first_failure"] is not None and ran["exit"] in (1, 2):
-        return "caught"
+        return Verdict.CAUGHT
     if ran["exit"] == 0:
-        return "missed"
-    return "harness-error"
+        return Verdict.MISSED
+    return Verdict.HARNESS_ERROR
 
 
 def _torch_version() -> str:
@@ -341,8 +336,8 @@ def _torch_version() -> str:
 
 
 def score(report: dict) -> tuple[int, int]:
-    applicable = [r for r in report["mutations"] if r["verdict"] != "not-applicable"]
-    return sum(r["verdict"] == "caught" for r in applicable), len(applicable)
+    applicable = [r for r in report["mutations"] if r["verdict"] != Verdict.NOT_APPLICABLE]
+    return sum(r["verdict"] == Verdict.CAUGHT for r in applicable), len(applicable)
 
 
 def markdown(report: dict) -> str:

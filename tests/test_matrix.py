@@ -8,19 +8,22 @@ change in either direction turns the session red.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from convbn_compat import devices  # noqa: E402
-from convbn_compat.cases import CASES, run_case  # noqa: E402
+from convbn_compat import cases, devices  # noqa: E402
 from convbn_compat.outcomes import Outcome  # noqa: E402
+from convbn_compat.record import OBSERVED  # noqa: E402
 from convbn_compat.results import RECORD_KEY, RUNS, cell_id, new_record  # noqa: E402
+from convbn_compat.runner import run_case  # noqa: E402
 
 
 def _params():
     for device, tf32 in RUNS:
-        for case in CASES:
+        for case in cases.CASES:  # read at collection: a test plugin may add cases
             # Generated examples set TF32 off themselves: they have no TF32 cell.
             if device not in case.devices or (tf32 and (case.dtype != "float32" or case.example)):
                 continue
@@ -30,8 +33,8 @@ def _params():
 
 @pytest.mark.parametrize(("case", "device", "tf32"), list(_params()))
 def test_conv_bn_eval(case, device, tf32, expectations, cold_run, request):
-    record = new_record(case, device, tf32)
-    request.node.user_properties.append((RECORD_KEY, record))
+    # Attached before it runs: a case that never finishes still leaves its record.
+    _attach(request, new_record(case, device, tf32))
     if device == "cuda":
         skip = None
         if not devices.gpu_available():
@@ -39,26 +42,19 @@ def test_conv_bn_eval(case, device, tf32, expectations, cold_run, request):
         elif tf32 and not devices.tf32_supported():
             skip = "TF32 needs an sm_80 or newer GPU (upstream runs TF32-off only there)"
         if skip:
-            record["message"] = skip
+            _attach(request, new_record(case, device, tf32), message=skip)
             if devices.gpu_required():
                 pytest.fail(f"CONVBN_REQUIRE_GPU is set: {skip}", pytrace=False)
             pytest.skip(skip)
 
     result = run_case(case, device, tf32=tf32)
     expected = expectations.lookup(case.id, device, torch.__version__)
-    record.update(
-        outcome=result.outcome.value,
-        expected_outcome=expected.outcome.value,
+    record = _attach(
+        request,
+        result,
+        expected_outcome=expected.outcome,
         expectation_reason=expected.reason,
-        fire_count=result.fire_count,
-        graph_rewrites=result.graph_rewrites,
-        max_abs_error=result.max_abs_error,
-        seconds=result.seconds,
-        message=result.message,
-        warnings=result.warnings,
     )
-    if result.blame is not None:  # a generated example: the oracle's blame, both runs
-        record.update(blame=result.blame, fire_count_pass_off=result.fire_count_pass_off)
     if cold_run is not None:
         _same_as_cold(cold_run, record)
     if result.outcome is Outcome.UNSUPPORTED:
@@ -76,18 +72,25 @@ def test_conv_bn_eval(case, device, tf32, expectations, cold_run, request):
     )
 
 
-OBSERVED = ("outcome", "fire_count", "graph_rewrites")
+def _attach(request, record, **fields):
+    """Make ``record`` (with ``fields``) the test's record; return it. It travels as JSON:
+    pytest-xdist carries user_properties to the controller as plain data."""
+    record = dataclasses.replace(record, **fields)
+    props = request.node.user_properties
+    props[:] = [(k, v) for k, v in props if k != RECORD_KEY] + [(RECORD_KEY, record.to_json())]
+    return record
 
 
-def _same_as_cold(cold_run: dict, record: dict) -> None:
+def _same_as_cold(cold_run: dict, record) -> None:
     """A warm rerun must observe what the cold run did: caches may only save time."""
-    cold = cold_run.get((record["id"], record["device"], record["tf32"]))
+    cold = cold_run.get(record.cell)
     if cold is None:
-        pytest.fail(f"{record['id']}: the cold run has no record of this case", pytrace=False)
-    differ = {k: (cold.get(k), record[k]) for k in OBSERVED if cold.get(k) != record[k]}
+        pytest.fail(f"{record.id}: the cold run has no record of this case", pytrace=False)
+    now = record.observed()
+    differ = {k: (getattr(cold, k), now[k]) for k in OBSERVED if getattr(cold, k) != now[k]}
     if differ:
         pytest.fail(
-            f"{record['id']} on {record['device']}: the warm run differs from the cold run: "
+            f"{record.id} on {record.device}: the warm run differs from the cold run: "
             + ", ".join(f"{k} {c!r} cold, {w!r} warm" for k, (c, w) in differ.items()),
             pytrace=False,
         )

@@ -11,7 +11,7 @@ import ctypes
 import os
 import threading
 
-from convbn_compat import cases
+from convbn_compat import cases, runner
 
 
 def _segfault():
@@ -34,9 +34,10 @@ HANG_TIMEOUT_S = 20
 
 
 def pytest_configure(config):
+    # In every process (controller and xdist workers): the builders, then the cases.
+    runner.MODELS.update(FAULTS)
     extra = tuple(
-        cases.Case(name, 1, build, cases.EXTENDED, devices=("cpu",))
-        for name, build in FAULTS.items()
+        cases.Case(name, 1, model=name, subset=cases.EXTENDED, devices=("cpu",)) for name in FAULTS
     )
     cases.CASES = cases.CASES + extra
 

@@ -25,15 +25,11 @@ CONTROL = "Control-passoff-Conv2d-bn-module-cpu"
 
 def _env(results: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(
-        CONVBN_RESULTS_DIR=str(results),
-        CONVBN_SESSION="faults",
-        PYTHONPATH=os.pathsep.join([str(ROOT), str(Path(__file__).parent)]),
-    )
+    env.update(PYTHONPATH=os.pathsep.join([str(ROOT), str(Path(__file__).parent)]))
     return env
 
 
-def _suite(*args: str) -> list[str]:
+def _suite(results: Path, *args: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -42,6 +38,8 @@ def _suite(*args: str) -> list[str]:
         "-p",
         "fault_cases",
         "--convbn-devices=cpu",
+        "--convbn-run=faults",
+        f"--convbn-results={results}",
         "-p",
         "no:cacheprovider",
         *args,
@@ -56,7 +54,7 @@ def _cases(results: Path) -> tuple[dict, dict[str, dict]]:
 def test_a_crashing_case_is_an_error_with_its_signal_and_the_others_still_run(tmp_path):
     select = f"Fault-segfault or Fault-abort or {CONTROL}"
     proc = subprocess.run(
-        _suite("-k", select, "-n", "2"),
+        _suite(tmp_path, "-k", select, "-n", "2"),
         env=_env(tmp_path),
         capture_output=True,
         text=True,
@@ -78,7 +76,7 @@ def test_a_hanging_case_is_stopped_by_the_timeout_and_recorded_as_error(tmp_path
     proc = subprocess.run(
         # The hang has a 20 s limit of its own (fault_cases.py); the control keeps the
         # default 600 s, so a slow first compile on a busy machine is not cut short.
-        _suite("-k", f"Fault-hang or {CONTROL}", "-n", "0"),
+        _suite(tmp_path, "-k", f"Fault-hang or {CONTROL}", "-n", "0"),
         env=_env(tmp_path),
         capture_output=True,
         text=True,
@@ -125,7 +123,7 @@ def test_an_interrupted_run_leaves_an_incomplete_results_file(how, tmp_path):
     # itself, that run went on to the end, "complete", with the interrupted case failed.
     env = dict(_env(tmp_path), TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor-cache"))
     proc = subprocess.Popen(
-        _suite("-m", "upstream", "-k", "Conv1d and module", "-n", workers),
+        _suite(tmp_path, "-m", "upstream", "-k", "Conv1d and module", "-n", workers),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

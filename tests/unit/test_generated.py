@@ -93,7 +93,7 @@ def test_repro_and_cases_take_generated_ids_like_any_case_id():
     assert (case.id, case.example, case.channels_last) == (ex_id, ex_id, True)
     script = repro.repro_script(ex_id, "cpu", "2.15")
     ast.parse(script)
-    assert f"EXAMPLE = {ex_id!r}" in script
+    assert f"CASE = {ex_id!r}" in script
     # It carries the oracle itself, not a copy of its checks.
     assert "def judge(ex: Example" in script
     with pytest.raises(ConfigError, match="output would be empty"):

@@ -30,7 +30,6 @@ pytest.importorskip("nox", reason="needs nox: pip install -e '.[dev]'")
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE = RELEASES[NEWEST]
 SESSION = RELEASE.session("cpu")
-ENV_NAME = SESSION.replace(".", "-")
 
 
 def _nox(tmp_path: Path, *args: str, timeout: float = 600, **env: str | None):
@@ -56,17 +55,9 @@ def _nox(tmp_path: Path, *args: str, timeout: float = 600, **env: str | None):
 @pytest.mark.parametrize(
     ("args", "env", "says"),
     [
-        (
-            ["-s", "tests-2.99-cpu"],
-            {},
-            "unknown release '2.99' in session 'tests-2.99-cpu'; releases: 2.2, 2.3",
-        ),
-        (
-            ["-s", "tests-2.4-gpu"],
-            {},
-            "unknown flavour 'gpu' in session 'tests-2.4-gpu'; flavours: cpu, cuda",
-        ),
-        (["-s", "unit,tests-2.4-rocm"], {}, "unknown flavour 'rocm'"),
+        # Nox itself refuses a session the table does not generate (`nox -l` lists them).
+        (["-s", "tests-2.99-cpu"], {}, "Sessions not found: tests-2.99-cpu"),
+        (["-s", "tests-2.4-gpu"], {}, "Sessions not found: tests-2.4-gpu"),
         (["-s", SESSION], {"CONVBN_TORCH_INDEX": "pypi.org"}, "is neither 'default' nor a URL"),
     ],
 )
@@ -149,6 +140,11 @@ def _serve(folder: Path):
         server.server_close()
 
 
+def _site_packages(tmp_path: Path) -> Path:
+    # The one environment the run made: nox hashes its name where the path gets long.
+    return next((tmp_path / "envs").glob("*/lib/python*/site-packages"))
+
+
 def test_torch_comes_only_from_the_chosen_index(tmp_path):
     chosen = tmp_path / "chosen"  # an index without torch: every lookup is a 404
     (chosen / "simple").mkdir(parents=True)
@@ -168,7 +164,7 @@ def test_torch_comes_only_from_the_chosen_index(tmp_path):
         )
     assert code == 1
     assert f"could not install {RELEASE.requirement()} from {chosen_url}" in out
-    site = next((tmp_path / "envs" / ENV_NAME / "lib").glob("python*/site-packages"))
+    site = _site_packages(tmp_path)
     assert not (site / "torch").exists()
 
 
@@ -177,7 +173,7 @@ def test_broken_torch_is_refused_under_reuse_and_rebuilt_otherwise(tmp_path):
     run = ("-s", SESSION, "--", "--collect-only", "-q", "-n", "0")
     code, out, _ = _nox(tmp_path, *run, CONVBN_TORCH_INDEX="default")
     assert code == 0, out[-3000:]
-    site = next((tmp_path / "envs" / ENV_NAME / "lib").glob("python*/site-packages"))
+    site = _site_packages(tmp_path)
     (site / "torch" / "__init__.py").unlink()  # unlink: the installer's cache keeps its copy
 
     code, out, _ = _nox(tmp_path, "-R", *run, CONVBN_TORCH_INDEX="default")
