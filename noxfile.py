@@ -430,7 +430,9 @@ def _install(
                 f"{release.torch}: its last install failed, was interrupted or used other "
                 "commands. Run the session without -R/--no-install to rebuild it"
             )
-        session.run(*check, env=_pythonpath())
+        # Files and version against the install's RECORD, without importing torch: the
+        # full check below imports it, seconds that a one-case rerun should not pay.
+        session.run(*check, "--quick", env=_pythonpath())
         return
     marker.unlink(missing_ok=True)
     where = index or "the default index (CONVBN_TORCH_INDEX=default)"

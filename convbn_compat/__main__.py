@@ -37,9 +37,58 @@ def version() -> str:
     return __version__
 
 
+def _files_intact(dist) -> str | None:
+    """The first file of ``dist``'s RECORD that is missing or has another size, if any."""
+    for file in dist.files or ():
+        if file.size is None:  # RECORD itself, and bytecode compiled after the install
+            continue
+        path = file.locate()
+        try:
+            if path.stat().st_size != file.size:
+                return f"{file} has {path.stat().st_size} bytes, {file.size} installed"
+        except OSError:
+            return f"{file} is missing"
+    return None
+
+
+def _env_quick(args: argparse.Namespace) -> int:
+    """Check torch's installed files against its RECORD, without importing it: a second
+    instead of the seconds an import takes, for `nox -R` before every rerun."""
+    from importlib import metadata
+
+    from .versions import torch_release
+
+    try:
+        dist = metadata.distribution("torch")
+    except metadata.PackageNotFoundError:
+        problem = "it is not installed"
+    else:
+        problem = _files_intact(dist)
+    if problem:
+        print(
+            f"convbn-compat: torch in {sys.executable} is broken ({problem}); rebuild the "
+            "environment (run nox without -R)",
+            file=sys.stderr,
+        )
+        return Exit.BAD_INPUT
+    version = dist.version
+    if args.expect_torch and torch_release(version) != torch_release(args.expect_torch):
+        print(
+            f"convbn-compat: this environment has torch {version}, but the release table "
+            f"pins {args.expect_torch}; recreate it (run nox without -R, or with "
+            "--reuse-venv=no)",
+            file=sys.stderr,
+        )
+        return Exit.BAD_INPUT
+    print(f"torch {version}: every installed file in place (not imported)")
+    return Exit.OK
+
+
 def _env(args: argparse.Namespace) -> int:
     from .versions import torch_release
 
+    if args.quick:
+        return _env_quick(args)
     try:
         import torch
 
@@ -184,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     env = sub.add_parser("env", help="print the torch, CUDA and devices under test")
     env.add_argument("--expect-torch", metavar="X.Y.Z", help="fail unless this torch is installed")
     env.add_argument("--json", action="store_true", help="also print the details as JSON")
+    env.add_argument(
+        "--quick",
+        action="store_true",
+        help="check torch's installed files and version without importing it",
+    )
     env.set_defaults(func=_env)
     table = sub.add_parser("table", help="lay results files out as a Markdown matrix")
     table.add_argument("results", nargs="+", type=Path, help="results JSON files")

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import faulthandler
+import importlib.util
 import os
 import shutil
 import signal
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -76,9 +78,11 @@ class MatrixRecorder:
         self.writer: results.ResultsWriter | None = None
         self.interrupted = False
 
-    def _writer(self) -> results.ResultsWriter:
+    def _writer(self, environment: dict | None = None) -> results.ResultsWriter:
         if self.writer is None:
-            self.writer = results.ResultsWriter(self.run.path, self.run.header())
+            # The environment as the process that ran the case saw it; computed here
+            # (importing torch) only when the first record is a crash's.
+            self.writer = results.ResultsWriter(self.run.path, self.run.header(), environment)
         return self.writer
 
     @pytest.hookimpl(trylast=True)
@@ -106,7 +110,7 @@ class MatrixRecorder:
             # finish: an error, never a pass or a fusion verdict.
             record.outcome = Outcome.ERROR
             record.message = _failure_line(report)
-        self._writer().add(record.to_json())
+        self._writer(properties.get(results.ENVIRONMENT_KEY)).add(record.to_json())
 
     def _crash_record(self, report: pytest.TestReport) -> CaseRecord | None:
         """The record of a case whose interpreter died (segfault, abort, kill)."""
@@ -122,11 +126,9 @@ class MatrixRecorder:
         _, device, tf32 = parsed
         worker = getattr(getattr(report, "node", None), "gateway", None)
         fatal = _fatal_error(self.crash_dir, getattr(worker, "id", None))
-        import torch
-
         from . import expectations as exp
 
-        expected = exp.load().lookup(case.id, device, torch.__version__)
+        expected = exp.load().lookup(case.id, device, _torch_version())
         return dataclasses.replace(
             results.new_record(case, device, tf32),
             outcome=Outcome.ERROR,
@@ -262,6 +264,86 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items.sort(key=lambda item: item.get_closest_marker("extended") is None)
 
 
+MATRIX_FILE = "test_matrix.py"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: a worker per core, but never more workers than matrix cells selected.
+
+    Each worker imports torch (seconds) before it runs anything: a one-case rerun with
+    two workers paid for two imports on two cores to run one case. The selection is
+    counted from the case table with pytest's own -k/-m matching; where it cannot be
+    (other test files, an expression it cannot read) xdist's default stands.
+    """
+    cells = _selected_cells(config)
+    if cells is None:
+        return None
+    return max(1, min(os.cpu_count() or 1, cells))
+
+
+def _selected_cells(config: pytest.Config) -> int | None:
+    from . import cases
+
+    try:
+        from _pytest.mark.expression import Expression  # pytest's -k/-m language
+    except ImportError:
+        return None
+    picked: set[str] | None = set()
+    for arg in config.args:
+        path, _, selector = str(arg).partition("::")
+        if Path(path).name != MATRIX_FILE:
+            return None  # other tests too: the default
+        if not selector:
+            picked = None  # the whole file
+        elif picked is not None:
+            picked.add(selector.partition("[")[2].rstrip("]"))
+    devices = {d.strip() for d in config.getoption("--convbn-devices").split(",")}
+    try:
+        keyword = Expression.compile(config.option.keyword) if config.option.keyword else None
+        markexpr = Expression.compile(config.option.markexpr) if config.option.markexpr else None
+        count = 0
+        for case, device, tf32 in results.matrix_cells(cases.CASES):
+            cell = results.cell_id(case.id, device, tf32)
+            if device not in devices or (picked is not None and cell not in picked):
+                continue
+            markers = frozenset({"matrix", case.subset, "parametrize"})
+            names = (f"test_conv_bn_eval[{cell}]", MATRIX_FILE, "tests", *markers)
+            if keyword and not keyword.evaluate(_KeywordMatch(names)):
+                continue
+            if markexpr and not markexpr.evaluate(_MarkMatch(markers)):
+                continue
+            count += 1
+    except Exception:  # an expression this reading does not follow: not our call
+        return None
+    return count
+
+
+class _KeywordMatch:
+    """-k: a name matches when it is a substring of one of the item's names."""
+
+    def __init__(self, names) -> None:
+        self.names = [n.lower() for n in names]
+
+    def __call__(self, sub: str, *args, **kwargs) -> bool:
+        return any(sub.lower() in n for n in self.names)
+
+
+class _MarkMatch:
+    """-m: a name matches one of the item's markers (marker arguments are not read)."""
+
+    def __init__(self, markers) -> None:
+        self.markers = markers
+
+    def __call__(self, name: str, *args, **kwargs) -> bool:
+        return not kwargs and name in self.markers
+
+
+def _torch_version() -> str:
+    """The installed torch's version, from its metadata: no import."""
+    return metadata.version("torch")
+
+
 CRASH_DIR = pytest.StashKey[str]()
 THREADS = pytest.StashKey[int]()
 
@@ -291,12 +373,11 @@ def pytest_configure(config: pytest.Config) -> None:
             config._convbn_crash_log = log  # kept open for faulthandler until exit
             faulthandler.enable(file=log)
         return
-    try:
-        import torch
-    except ImportError:  # unit tests only: no matrix, no results file
+    # The controller never imports torch (seconds of a one-case rerun); its workers do.
+    if importlib.util.find_spec("torch") is None:  # unit tests only: no matrix, no file
         return
     try:
-        name = config.getoption("--convbn-run") or results.default_run_name(torch.__version__)
+        name = config.getoption("--convbn-run") or results.default_run_name(_torch_version())
         run = results.RunIdentity.from_options(
             name=name,
             path=Path(config.getoption("--convbn-results")) / f"{name}.json",

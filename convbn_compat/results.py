@@ -33,6 +33,9 @@ SCHEMA = "convbn-compat/results"
 SCHEMA_VERSION = 1
 RECORD_KEY = "convbn_case"
 """The user_properties key a matrix test stores its case record under."""
+ENVIRONMENT_KEY = "convbn_environment"
+"""The user_properties key of environment_info(), from the process that ran the case:
+the controller of an xdist run never imports torch itself."""
 
 # The cells of one case: CPU, CUDA with TF32 off, CUDA with TF32 on.
 RUNS = (("cpu", False), ("cuda", False), ("cuda", True))
@@ -41,6 +44,16 @@ RUNS = (("cpu", False), ("cuda", False), ("cuda", True))
 def cell_id(case_id: str, device: str, tf32: bool) -> str:
     """The pytest id of one cell: ``ConvOp-bias-Conv2d-bn-module-cuda-tf32``."""
     return f"{case_id}-{device}{'-tf32' if tf32 else ''}"
+
+
+def matrix_cells(cases):
+    """(case, device, tf32) for every cell the matrix runs, in its order."""
+    for device, tf32 in RUNS:
+        for case in cases:
+            # Generated examples set TF32 off themselves: they have no TF32 cell.
+            if device not in case.devices or (tf32 and (case.dtype != "float32" or case.example)):
+                continue
+            yield case, device, tf32
 
 
 def parse_cell_id(param: str) -> tuple[str, str, bool] | None:
@@ -136,6 +149,10 @@ def run_identity(args, default_name: str) -> RunIdentity:
     )
 
 
+def _str_or_none(value) -> str | None:
+    return None if value is None else str(value)
+
+
 def environment_info() -> dict:
     """What is under test: torch, Python, CUDA and the devices torch sees."""
     import torch
@@ -146,9 +163,10 @@ def environment_info() -> dict:
             major, minor = torch.cuda.get_device_capability(i)
             gpus.append({"name": torch.cuda.get_device_name(i), "capability": f"{major}.{minor}"})
     return {
-        "torch": torch.__version__,
-        "torch_git": getattr(torch.version, "git_version", None),
-        "cuda": torch.version.cuda,
+        # Plain str: torch's TorchVersion does not cross to pytest-xdist's controller.
+        "torch": str(torch.__version__),
+        "torch_git": _str_or_none(getattr(torch.version, "git_version", None)),
+        "cuda": _str_or_none(torch.version.cuda),
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "python": platform.python_version(),
         "python_executable": sys.executable,
@@ -181,7 +199,7 @@ def atomic_write_json(path: Path, data: dict) -> None:
 class ResultsWriter:
     """Accumulates case records and keeps ``path`` a valid, current results file."""
 
-    def __init__(self, path: Path, run: dict) -> None:
+    def __init__(self, path: Path, run: dict, environment: dict | None = None) -> None:
         self.path = path
         self.data = {
             "schema": SCHEMA,
@@ -190,7 +208,7 @@ class ResultsWriter:
             "started": _now(),
             "finished": None,
             "complete": False,
-            "environment": environment_info(),
+            "environment": environment if environment is not None else environment_info(),
             "cases": [],
         }
         self.flush()

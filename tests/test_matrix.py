@@ -9,6 +9,7 @@ change in either direction turns the session red.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 
@@ -17,18 +18,22 @@ torch = pytest.importorskip("torch")
 from convbn_compat import cases, devices  # noqa: E402
 from convbn_compat.outcomes import Outcome  # noqa: E402
 from convbn_compat.record import OBSERVED  # noqa: E402
-from convbn_compat.results import RECORD_KEY, RUNS, cell_id, new_record  # noqa: E402
+from convbn_compat.results import (  # noqa: E402
+    ENVIRONMENT_KEY,
+    RECORD_KEY,
+    cell_id,
+    environment_info,
+    matrix_cells,
+    new_record,
+)
 from convbn_compat.runner import run_case  # noqa: E402
 
 
 def _params():
-    for device, tf32 in RUNS:
-        for case in cases.CASES:  # read at collection: a test plugin may add cases
-            # Generated examples set TF32 off themselves: they have no TF32 cell.
-            if device not in case.devices or (tf32 and (case.dtype != "float32" or case.example)):
-                continue
-            marks = [pytest.mark.matrix, getattr(pytest.mark, case.subset)]
-            yield pytest.param(case, device, tf32, id=cell_id(case.id, device, tf32), marks=marks)
+    # cases.CASES is read at collection: a test plugin may add cases.
+    for case, device, tf32 in matrix_cells(cases.CASES):
+        marks = [pytest.mark.matrix, getattr(pytest.mark, case.subset)]
+        yield pytest.param(case, device, tf32, id=cell_id(case.id, device, tf32), marks=marks)
 
 
 @pytest.mark.parametrize(("case", "device", "tf32"), list(_params()))
@@ -77,8 +82,14 @@ def _attach(request, record, **fields):
     pytest-xdist carries user_properties to the controller as plain data."""
     record = dataclasses.replace(record, **fields)
     props = request.node.user_properties
-    props[:] = [(k, v) for k, v in props if k != RECORD_KEY] + [(RECORD_KEY, record.to_json())]
+    props[:] = [(k, v) for k, v in props if k not in (RECORD_KEY, ENVIRONMENT_KEY)]
+    props += [(RECORD_KEY, record.to_json()), (ENVIRONMENT_KEY, _environment())]
     return record
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> dict:
+    return environment_info()
 
 
 def _same_as_cold(cold_run: dict, record) -> None:
