@@ -526,11 +526,14 @@ def _pytest(
 ) -> None:
     results = _results_dir()
     posargs = session.posargs
+    # `-- tests/test_matrix.py::test_conv_bn_eval[<cell>]` runs that cell: the whole
+    # file beside it would run every cell.
+    matrix = [] if any(a.startswith(MATRIX_TESTS) for a in posargs) else [MATRIX_TESTS]
     session.run(
         python,
         "-m",
         "pytest",
-        MATRIX_TESTS,
+        *matrix,
         f"--convbn-devices={','.join(devices)}",
         f"--convbn-run={name}",
         f"--convbn-results={results}",

@@ -297,6 +297,11 @@ def bench_rerun(release, reps: int, scratch: Path, envdir: Path) -> dict:
     return {"seconds": out, "case": case, "first_run": round(first, 1)}
 
 
+def _save_progress(raw: dict, path: Path) -> None:
+    """Every part's numbers as soon as it ends: a later part that fails loses nothing."""
+    path.write_text(json.dumps(raw, indent=1) + "\n")
+
+
 def _unset_bytecode_var(env: dict) -> dict:
     return {**env, "PYTHONDONTWRITEBYTECODE": None}
 
@@ -521,26 +526,31 @@ def main(argv=None) -> int:
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "parts": {},
     }
+    progress = args.scratch / "bench-progress.json"
     with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
         scratch = Path(tmp)
         if "env" in parts:
             print("env: project (uv) vs venv + pip, cold and warm", flush=True)
             raw["parts"]["env"] = bench_env(release, args.reps, scratch)
+            _save_progress(raw, progress)
         if "startup" in parts:
             print("startup: bytecode at install or not; the variable set or unset", flush=True)
             raw["parts"]["startup"] = bench_startup(release, args.reps, scratch)
+            _save_progress(raw, progress)
         envdir = None
         if "suite" in parts or "rerun" in parts:
             print("suite: project session vs upstream's sequential loop", flush=True)
             if "suite" in parts:
                 raw["parts"]["suite"] = bench_suite(release, args.reps, scratch)
                 envdir = Path(raw["parts"]["suite"].pop("envdir"))
+                _save_progress(raw, progress)
             else:
                 envdir = scratch / "suite-envs"
                 _install_only(envdir, release.session("cpu"), {"CONVBN_TORCH_INDEX": "default"})
         if "rerun" in parts:
             print("rerun: one case with nox -R", flush=True)
             raw["parts"]["rerun"] = bench_rerun(release, args.reps, scratch, envdir)
+            _save_progress(raw, progress)
         if "matrix" in parts:
             print(f"matrix: {len(keys)} releases, cold then warm, one by one", flush=True)
             raw["parts"]["matrix"] = bench_matrix(

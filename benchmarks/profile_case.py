@@ -24,7 +24,7 @@ IMPORT_SECONDS = time.perf_counter() - started
 
 # (label, file suffix, function name): the first function that runs each phase.
 PHASES = (
-    ("whole case (run_case)", "convbn_compat/cases.py", "run_case"),
+    ("whole case (run_case)", "convbn_compat/runner.py", "run_case"),
     ("Dynamo: trace and compile a frame", "_dynamo/convert_frame.py", "_compile"),
     ("Inductor backend (compile_fx)", "_inductor/compile_fx.py", "compile_fx"),
     ("pre-grad passes (the pass runs here)", "_inductor/fx_passes/pre_grad.py", "pre_grad_passes"),

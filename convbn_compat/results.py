@@ -74,10 +74,6 @@ DEFAULT_DIR = Path("results")
 """Where every run writes unless told otherwise (relative to the working directory)."""
 
 
-def results_dir() -> Path:
-    return DEFAULT_DIR
-
-
 def default_run_name(torch_version: str) -> str:
     """The name of a run nobody named: a plain pytest run."""
     return f"pytest-torch-{torch_version}".replace("+", "-")
