@@ -247,8 +247,8 @@ _BY_ID = {c.id: c for c in CASES}
 
 
 def get_case(case_id: str) -> Case:
-    from .releases import ConfigError
-
+    # ConfigError is imported only to refuse an id: a reproducer script carries this
+    # module but not the release table, and must find its case without it.
     case_id = case_id.strip()
     if case_id in _BY_ID:
         return _BY_ID[case_id]
@@ -259,7 +259,11 @@ def get_case(case_id: str) -> Case:
         try:  # any generated example, found by `fuzz` or written by hand
             return generated_case(case_id)
         except generated.IdError as exc:
+            from .releases import ConfigError
+
             raise ConfigError(str(exc)) from None
+    from .releases import ConfigError
+
     close = [c for c in _BY_ID if case_id.lower() in c.lower()][:5]
     close = list(dict.fromkeys(close + difflib.get_close_matches(case_id, list(_BY_ID), 5, 0.8)))
     close = close[:5]

@@ -30,6 +30,19 @@ ROOT = Path(__file__).resolve().parents[1]
 # this checkout: only the script's embedded modules can serve convbn_compat.
 _DRIVER = """
 import runpy, sys
+
+
+class _NotEmbedded:
+    # Behind each script's own finder: a convbn_compat module the script lacks fails
+    # here, as it would where the package is not installed (the GPU image), instead of
+    # coming from this environment's editable install.
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "convbn_compat":
+            raise ImportError(name + " is not embedded in the script")
+        return None
+
+
+sys.meta_path.insert(0, _NotEmbedded())
 for path in sys.argv[1:]:
     for name in [m for m in sys.modules if m.split(".")[0] == "convbn_compat"]:
         del sys.modules[name]
