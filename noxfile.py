@@ -271,6 +271,7 @@ def _prepare(session: nox.Session, release: Release, flavour: str) -> tuple[dict
         index = torch_index(release, flavour)
     except ConfigError as exc:
         session.error(str(exc))
+    session.env.update(WRITE_BYTECODE)  # every command of the session, the install's too
     if release.is_nightly and index is None:
         session.error(
             "nightly wheels exist only on the PyTorch nightly index; with "
@@ -297,13 +298,24 @@ def _prepare(session: nox.Session, release: Release, flavour: str) -> tuple[dict
             "install " + shlex.join(project_args),
         ],
         "backend": session.venv_backend,
-        "compile_bytecode": True,
+        "bytecode": "written on first import",
     }
     _install(session, release, index, torch_args, project_args, record)
     run = Run(release.key, flavour, json.dumps(record))
     # One Inductor cache per environment: releases never read each other's entries,
     # and removing the environment removes its cache.
     return {"TORCHINDUCTOR_CACHE_DIR": _cache_dir(Path(session.virtualenv.location))}, run
+
+
+# Session environments are ours: let Python write the bytecode of what it imports there,
+# once, even where PYTHONDONTWRITEBYTECODE is set (many images and CI runners, this
+# machine). With it set, no .pyc was ever written, so every process (pytest, each xdist
+# and compile worker, each rerun, each bisect step) compiled torch's sources again: 14.1 s
+# to import torch and Inductor instead of 6.1 s. Compiling all of it at install instead
+# (uv's --compile-bytecode) cost 17.6 s per environment and imports of 7.3 s; writing on
+# first use costs one slower first import (16.1 s). docs/benchmarks.md, 2026-11-29.
+# The installed-torch sessions leave the user's own environment as it is.
+WRITE_BYTECODE = {"PYTHONDONTWRITEBYTECODE": None}  # nox drops a None variable
 
 
 def _cache_dir(venv: Path) -> str:
@@ -348,7 +360,7 @@ def _run_warm(session: nox.Session, release: Release, flavour: str) -> None:
     if not Path(python).is_file() or not (venv / INSTALLED_MARKER).is_file():
         session.error(f"{cold_name}'s environment ({venv}) is gone; run `nox -s {cold_name}`")
     # The cold run's own environment and compile cache: only the cache's state differs.
-    env = {"TORCHINDUCTOR_CACHE_DIR": _cache_dir(venv)}
+    env = {"TORCHINDUCTOR_CACHE_DIR": _cache_dir(venv), **WRITE_BYTECODE}
     run = Run(release.key, flavour, json.dumps(install))
     _pytest(
         session,
@@ -440,12 +452,6 @@ def _install(
     # unreachable index fails the session in bounded time instead of hanging it.
     timeout = os.environ.get("CONVBN_INDEX_TIMEOUT", "30")
     net = {
-        # Compile every module to bytecode once, at install. uv does not by default, and
-        # where PYTHONDONTWRITEBYTECODE is set (many images and CI runners) no process
-        # ever writes a .pyc, so each one (pytest, every xdist and compile worker, each
-        # rerun) compiled torch's sources again: importing torch 2.15 took 13.3 s without
-        # bytecode and 5.1-6.1 s with it, for 8.5 s more at install (docs/benchmarks.md).
-        "UV_COMPILE_BYTECODE": "1",
         "UV_HTTP_TIMEOUT": timeout,
         "UV_HTTP_RETRIES": "2",
         "PIP_TIMEOUT": timeout,

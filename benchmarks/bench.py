@@ -170,6 +170,11 @@ def _dir_bytes(path: Path) -> int:
     return total
 
 
+# As the sessions run their commands (noxfile.WRITE_BYTECODE): Python writes the bytecode
+# of what it imports into the environment, whatever this machine's PYTHONDONTWRITEBYTECODE.
+SESSION_BYTECODE = {"PYTHONDONTWRITEBYTECODE": None}
+
+
 def _suite_cmd(py: Path, run: str, results: Path, *select: str) -> list:
     """The project's CPU suite in environment ``py``, over every core (pytest-xdist)."""
     return [py, "-m", "pytest", "tests/test_matrix.py", *select, "--convbn-devices=cpu",
@@ -193,6 +198,7 @@ def bench_suite(release, reps: int, scratch: Path) -> dict:
                 **common,
                 "TORCHINDUCTOR_CACHE_DIR": str(cache),
                 "PYTHONPATH": str(ROOT),
+                **SESSION_BYTECODE,
             }
             for temp in ("cold", "warm"):
                 if side == "project":
@@ -235,6 +241,7 @@ def bench_matrix(releases, scratch: Path, progress: Path) -> dict:
                 **common,
                 "TORCHINDUCTOR_CACHE_DIR": str(cache),
                 "PYTHONPATH": str(ROOT),
+                **SESSION_BYTECODE,
             }
             seconds, _ = _run(_suite_cmd(py, name, scratch / "res"), env, check=False)
             data = json.loads((scratch / "res" / f"{name}.json").read_text())
