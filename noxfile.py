@@ -27,6 +27,7 @@ import nox
 ROOT = Path(__file__).parent
 sys.path.insert(0, str(ROOT))
 
+from convbn_compat.environments import WRITE_BYTECODE, env_dir  # noqa: E402
 from convbn_compat.releases import (  # noqa: E402
     FLAVOURS,
     NEWEST,
@@ -195,7 +196,7 @@ def ci(session: nox.Session) -> None:
         # they should be. Both run cold (an empty compile cache), then warm-X.Y-cpu
         # reruns the matrix on the cold run's cache: same outcomes and counts.
         cell = RELEASES[key].session("cpu")
-        shutil.rmtree(_cache_dir(_env_dir(cell)), ignore_errors=True)
+        shutil.rmtree(_cache_dir(env_dir(ROOT, cell)), ignore_errors=True)
         extra = [REPRO_TESTS, CATALOGUE_TESTS, ORACLE_TESTS, REACH_TESTS]
         extra += [FAULT_TESTS, REPRO_ALL_TESTS] if key == NEWEST else []
         session.notify(cell, posargs=[*extra, *session.posargs])
@@ -271,7 +272,8 @@ def _prepare(session: nox.Session, release: Release, flavour: str) -> tuple[dict
         index = torch_index(release, flavour)
     except ConfigError as exc:
         session.error(str(exc))
-    session.env.update(WRITE_BYTECODE)  # every command of the session, the install's too
+    # Every command of the session, its install check too (nox unsets a None variable).
+    session.env.update(WRITE_BYTECODE)
     if release.is_nightly and index is None:
         session.error(
             "nightly wheels exist only on the PyTorch nightly index; with "
@@ -307,29 +309,8 @@ def _prepare(session: nox.Session, release: Release, flavour: str) -> tuple[dict
     return {"TORCHINDUCTOR_CACHE_DIR": _cache_dir(Path(session.virtualenv.location))}, run
 
 
-# Session environments are ours: let Python write the bytecode of what it imports there,
-# once, even where PYTHONDONTWRITEBYTECODE is set (many images and CI runners, this
-# machine). With it set, no .pyc was ever written, so every process (pytest, each xdist
-# and compile worker, each rerun, each bisect step) compiled torch's sources again: 14.1 s
-# to import torch and Inductor instead of 6.1 s. Compiling all of it at install instead
-# (uv's --compile-bytecode) cost 17.6 s per environment and imports of 7.3 s; writing on
-# first use costs one slower first import (16.1 s). docs/benchmarks.md, 2026-11-29.
-# The installed-torch sessions leave the user's own environment as it is.
-WRITE_BYTECODE = {"PYTHONDONTWRITEBYTECODE": None}  # nox drops a None variable
-
-
 def _cache_dir(venv: Path) -> str:
     return str(venv / "inductor-cache")
-
-
-def _env_dir(session_name: str) -> Path:
-    """Where nox keeps a session's environment under its default --envdir (.nox): nox's
-    own naming, which hashes names that would make a too-long path."""
-    try:
-        from nox.sessions import _normalize_path
-    except ImportError:  # a nox without it: its long-standing plain naming
-        return ROOT / ".nox" / session_name.replace(".", "-")
-    return Path(_normalize_path(str(ROOT / ".nox"), session_name))
 
 
 def _run_matrix(session: nox.Session, release: Release, flavour: str) -> None:

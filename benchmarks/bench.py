@@ -42,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from convbn_compat.environments import WRITE_BYTECODE  # noqa: E402
 from convbn_compat.releases import NEWEST, RELEASES  # noqa: E402
 
 TARGETS = {
@@ -170,11 +171,6 @@ def _dir_bytes(path: Path) -> int:
     return total
 
 
-# As the sessions run their commands (noxfile.WRITE_BYTECODE): Python writes the bytecode
-# of what it imports into the environment, whatever this machine's PYTHONDONTWRITEBYTECODE.
-SESSION_BYTECODE = {"PYTHONDONTWRITEBYTECODE": None}
-
-
 def _suite_cmd(py: Path, run: str, results: Path, *select: str) -> list:
     """The project's CPU suite in environment ``py``, over every core (pytest-xdist)."""
     return [py, "-m", "pytest", "tests/test_matrix.py", *select, "--convbn-devices=cpu",
@@ -198,7 +194,7 @@ def bench_suite(release, reps: int, scratch: Path) -> dict:
                 **common,
                 "TORCHINDUCTOR_CACHE_DIR": str(cache),
                 "PYTHONPATH": str(ROOT),
-                **SESSION_BYTECODE,
+                **WRITE_BYTECODE,  # as the sessions run their commands
             }
             for temp in ("cold", "warm"):
                 if side == "project":
@@ -241,7 +237,7 @@ def bench_matrix(releases, scratch: Path, progress: Path) -> dict:
                 **common,
                 "TORCHINDUCTOR_CACHE_DIR": str(cache),
                 "PYTHONPATH": str(ROOT),
-                **SESSION_BYTECODE,
+                **WRITE_BYTECODE,  # as the sessions run their commands
             }
             seconds, _ = _run(_suite_cmd(py, name, scratch / "res"), env, check=False)
             data = json.loads((scratch / "res" / f"{name}.json").read_text())
