@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .cases import Case, get_case
+from .environments import env_dir, process_env
 from .outcomes import Outcome
 from .releases import NIGHTLY, RELEASES, ConfigError, Release, get_release, torch_index
 
@@ -151,7 +152,12 @@ def repro_script(
 def run_script(python: str, script: Path, timeout: float = 900) -> str:
     """Run a reproducer with an environment's Python; return its outcome word."""
     proc = subprocess.run(
-        [python, str(script)], capture_output=True, text=True, timeout=timeout, check=False
+        [python, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=process_env(),  # as the sessions do: the environment keeps its bytecode
     )
     for line in proc.stdout.splitlines():
         if line.startswith("OUTCOME:"):
@@ -163,7 +169,7 @@ def run_script(python: str, script: Path, timeout: float = 900) -> str:
 def environment_python(release: Release, flavour: str, root: Path) -> Path:
     """The Python of a session's environment, created (installed only) if it is missing."""
     session = release.session(flavour)
-    python = root / ".nox" / session.replace(".", "-") / "bin" / "python"
+    python = env_dir(root, session) / "bin" / "python"
     if not python.exists():
         print(f"creating {session} (nox --install-only) ...", flush=True)
         subprocess.run(
