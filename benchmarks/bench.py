@@ -18,10 +18,14 @@ machine, `--reps` times, and reports medians and the ratio of medians:
           another, each cold then warm, its environment removed before the next; how
           the total grows with the number of releases. Once (`--reps` does not apply:
           one pass over 14 releases took 77 minutes on 2 cores); each
-          release's row is saved as it finishes (`<scratch>/matrix-progress.json`)
+          release's row is saved as it finishes (`<scratch>/matrix-progress.json`),
+          with the cells of each run whose outcome, fire count or rewrites differ
+          from the committed results (docs/results)
 
 It appends a dated record to docs/benchmarks.md (`--record`) and writes the raw numbers
 as JSON next to it. Torch comes from the default index (CONVBN_TORCH_INDEX=default).
+A run stopped with Ctrl-C or `kill` still records the parts that ended and the matrix's
+finished releases; `--from-progress` records what a run killed harder had saved.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -244,6 +249,7 @@ def bench_matrix(releases, scratch: Path, progress: Path) -> dict:
             row[temp] = round(seconds, 1)
             row[f"{temp}_outcomes"] = _count(c["outcome"] for c in data["cases"])
             row[f"{temp}_complete"] = data["complete"]
+            row[f"{temp}_differs"] = _differs_from_committed(release.key, data)
         shutil.rmtree(envdir)
         shutil.rmtree(cache)
         rows.append(row)
@@ -254,6 +260,25 @@ def bench_matrix(releases, scratch: Path, progress: Path) -> dict:
             flush=True,
         )
     return {"rows": rows}
+
+
+def _cells(cases) -> dict:
+    return {
+        (c["id"], c["device"], c["tf32"]): (c["outcome"], c["fire_count"], c["graph_rewrites"])
+        for c in cases
+    }
+
+
+def _differs_from_committed(key: str, data: dict) -> list[str]:
+    """The cells whose outcome, fire count or graph rewrites differ from the committed
+    results of that release (docs/results), or that those results lack."""
+    committed = {}
+    for path in sorted((ROOT / "docs" / "results").glob(f"tests-{key}-cpu*.json")):
+        committed.update(_cells(json.loads(path.read_text())["cases"]))
+    return [
+        f"{cell[0]}-{cell[1]}" for cell, seen in _cells(data["cases"]).items()
+        if committed.get(cell) != seen
+    ]  # fmt: skip
 
 
 def matrix_totals(rows: list[dict]) -> dict:
@@ -404,7 +429,8 @@ def record_markdown(raw: dict, summary: dict) -> str:
     lines = [
         f"## {raw['date']}: {title}",
         "",
-        f"Machine: {raw['machine']}. Command: `{raw['command']}`.",
+        f"Machine: {raw['machine']}. Command: `{raw['command']}`."
+        + (f" {raw['stopped']}" if raw.get("stopped") else ""),
         "",
     ]
     if med:
@@ -453,8 +479,8 @@ def _matrix_markdown(rows: list[dict], totals: dict) -> list[str]:
         "the cores; env = building its environment from uv's cache):",
         "",
         "| release | torch | env s | cold s | warm s | warm/cold | running total s | "
-        "outcomes (cold) | warm same |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "outcomes (cold) | warm same | cells unlike the committed results (cold, warm) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row, running in zip(rows, totals["cumulative"]):
         same = row["cold_outcomes"] == row["warm_outcomes"]
@@ -463,7 +489,7 @@ def _matrix_markdown(rows: list[dict], totals: dict) -> list[str]:
         lines.append(
             f"| {row['release']} | {row['torch']} | {row['env']} | {row['cold']} | "
             f"{row['warm']} | {row['warm'] / row['cold']:.2f} | {running} | "
-            f"{row['cold_outcomes']} | {same} |"
+            f"{row['cold_outcomes']} | {same} | {_unlike(row, 'cold')}, {_unlike(row, 'warm')} |"
         )
     lines += [
         "",
@@ -473,6 +499,13 @@ def _matrix_markdown(rows: list[dict], totals: dict) -> list[str]:
         f"{totals['per_release_warm']} s warm on average.",
     ]
     return lines
+
+
+def _unlike(row: dict, temp: str) -> str:
+    differs = row.get(f"{temp}_differs")
+    if differs is None:
+        return "not compared"  # rows recorded before the comparison existed
+    return str(len(differs)) if len(differs) > 3 else (", ".join(differs) or "0")
 
 
 def _gb(n: float) -> str:
@@ -497,6 +530,11 @@ def main(argv=None) -> int:
         help="comma-separated releases for the matrix part (default: every release but nightly)",
     )
     parser.add_argument("--record", type=Path, help="append the record to this Markdown file")
+    parser.add_argument(
+        "--from-progress",
+        action="store_true",
+        help="measure nothing: record what a stopped run saved in --scratch",
+    )
     parser.add_argument(
         "--scratch",
         type=Path,
@@ -527,52 +565,110 @@ def main(argv=None) -> int:
         "reps": args.reps,
         "command": "python benchmarks/bench.py "
         + " ".join(argv if argv is not None else sys.argv[1:]),
+        "requested": parts,
         "parts": {},
     }
     progress = args.scratch / "bench-progress.json"
-    with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
-        scratch = Path(tmp)
-        if "env" in parts:
-            print("env: project (uv) vs venv + pip, cold and warm", flush=True)
-            raw["parts"]["env"] = bench_env(release, args.reps, scratch)
-            _save_progress(raw, progress)
-        if "startup" in parts:
-            print("startup: bytecode at install or not; the variable set or unset", flush=True)
-            raw["parts"]["startup"] = bench_startup(release, args.reps, scratch)
-            _save_progress(raw, progress)
-        envdir = None
-        if "suite" in parts or "rerun" in parts:
-            print("suite: project session vs upstream's sequential loop", flush=True)
+    if args.from_progress:
+        return _write_record(_from_progress(args.scratch), args.record)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does
+    part = ""
+    try:
+        with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
+            scratch = Path(tmp)
+            if "env" in parts:
+                part = "env"
+                print("env: project (uv) vs venv + pip, cold and warm", flush=True)
+                raw["parts"]["env"] = bench_env(release, args.reps, scratch)
+                _save_progress(raw, progress)
+            if "startup" in parts:
+                part = "startup"
+                print("startup: bytecode at install or not; the variable set or unset", flush=True)
+                raw["parts"]["startup"] = bench_startup(release, args.reps, scratch)
+                _save_progress(raw, progress)
+            envdir = None
             if "suite" in parts:
+                part = "suite"
+                print("suite: project session vs upstream's sequential loop", flush=True)
                 raw["parts"]["suite"] = bench_suite(release, args.reps, scratch)
                 envdir = Path(raw["parts"]["suite"].pop("envdir"))
                 _save_progress(raw, progress)
-            else:
-                envdir = scratch / "suite-envs"
-                _install_only(envdir, release.session("cpu"), {"CONVBN_TORCH_INDEX": "default"})
-        if "rerun" in parts:
-            print("rerun: one case with nox -R", flush=True)
-            raw["parts"]["rerun"] = bench_rerun(release, args.reps, scratch, envdir)
-            _save_progress(raw, progress)
-        if "matrix" in parts:
-            print(f"matrix: {len(keys)} releases, cold then warm, one by one", flush=True)
-            raw["parts"]["matrix"] = bench_matrix(
-                [RELEASES[k] for k in keys], scratch, args.scratch / MATRIX_PROGRESS
-            )
+            if "rerun" in parts:
+                part = "rerun"
+                print("rerun: one case with nox -R", flush=True)
+                if envdir is None:
+                    envdir = scratch / "suite-envs"
+                    _install_only(envdir, release.session("cpu"), {"CONVBN_TORCH_INDEX": "default"})
+                raw["parts"]["rerun"] = bench_rerun(release, args.reps, scratch, envdir)
+                _save_progress(raw, progress)
+            if "matrix" in parts:
+                part = "matrix"
+                (args.scratch / MATRIX_PROGRESS).unlink(missing_ok=True)
+                print(f"matrix: {len(keys)} releases, cold then warm, one by one", flush=True)
+                raw["parts"]["matrix"] = bench_matrix(
+                    [RELEASES[k] for k in keys], scratch, args.scratch / MATRIX_PROGRESS
+                )
+    except KeyboardInterrupt:
+        # Keep what was measured: the parts that ended, and the matrix's finished rows.
+        raw = _from_progress(args.scratch, raw)
+        print(f"interrupted during the {part} part; recording what ended", file=sys.stderr)
+        _write_record(raw, args.record)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return _write_record(raw, args.record)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _from_progress(scratch: Path, raw: dict | None = None) -> dict:
+    """The record of a run that was stopped: its ended parts (bench-progress.json) and
+    the releases its matrix part finished (matrix-progress.json)."""
+    if raw is None:
+        path = scratch / "bench-progress.json"
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--from-progress: no saved run in {path} ({exc})") from None
+    else:
+        raw = {**raw, "parts": dict(raw["parts"])}
+    rows_path = scratch / MATRIX_PROGRESS
+    requested = raw.get("requested") or _parts_of(raw["command"])
+    if "matrix" not in raw["parts"] and "matrix" in requested and rows_path.is_file():
+        rows = json.loads(rows_path.read_text())
+        raw["parts"]["matrix"] = {"rows": rows}
+    ended = ", ".join(raw["parts"]) or "none"
+    matrix = raw["parts"].get("matrix")
+    finished = f" (the matrix: {len(matrix['rows'])} releases finished)" if matrix else ""
+    raw["stopped"] = f"It was stopped before the end; what it had saved: {ended}{finished}."
+    return raw
+
+
+def _parts_of(command: str) -> list[str]:
+    """The --parts of a recorded command (records saved before "requested" was kept)."""
+    words = command.split()
+    if "--parts" not in words or words.index("--parts") + 1 >= len(words):
+        return ["env", "startup", "suite", "rerun"]
+    return words[words.index("--parts") + 1].split(",")
+
+
+def _write_record(raw: dict, record: Path | None) -> int:
     summary = summarize(raw)
     raw.update(summary)
     text = record_markdown(raw, summary)
     print(text)
-    if args.record:
-        args.record.parent.mkdir(parents=True, exist_ok=True)
-        if not args.record.exists():
-            args.record.write_text(
+    if record:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        if not record.exists():
+            record.write_text(
                 "# Benchmark records\n\nAppended by `nox -s bench`; newest "
                 "last. Raw numbers: benchmarks.json.\n\n"
             )
-        with args.record.open("a") as fh:
+        with record.open("a") as fh:
             fh.write("\n" + text)
-        raw_path = args.record.with_suffix(".json")
+        raw_path = record.with_suffix(".json")
         history = json.loads(raw_path.read_text()) if raw_path.exists() else []
         history.append(raw)
         raw_path.write_text(json.dumps(history, indent=1) + "\n")

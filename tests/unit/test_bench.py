@@ -81,6 +81,70 @@ def test_matrix_record_flags_warm_outcomes_that_differ():
     text = bench.record_markdown(raw, bench.summarize(raw))
     assert "the whole CPU matrix (2 releases), once" in text
     lines = [line for line in text.splitlines() if line.startswith("| 2.")]
-    assert lines[0].endswith("| True |")
-    assert lines[1].endswith("| False |")
+    assert "| True | not compared, not compared |" in lines[0]
+    assert "| False |" in lines[1]
     assert "median" not in text
+
+
+def _result(cases):
+    return {"cases": [dict(zip(("id", "device", "tf32", "outcome", "fire_count",
+                                "graph_rewrites"), c)) for c in cases]}  # fmt: skip
+
+
+def test_matrix_rows_name_the_cells_unlike_the_committed_results():
+    committed = bench.json.loads((ROOT / "docs" / "results" / "tests-2.2-cpu.json").read_text())
+    cell = committed["cases"][0]
+    same = (cell["id"], cell["device"], cell["tf32"], cell["outcome"], cell["fire_count"],
+            cell["graph_rewrites"])  # fmt: skip
+    assert bench._differs_from_committed("2.2", _result([same])) == []
+    changed = (*same[:4], same[4] + 1, same[5])
+    unknown = ("No-such-case", "cpu", False, "fused", 1, 1)
+    assert bench._differs_from_committed("2.2", _result([changed, unknown])) == [
+        f"{cell['id']}-cpu",
+        "No-such-case-cpu",
+    ]
+
+
+def test_a_stopped_run_is_recorded_from_what_it_saved(tmp_path):
+    raw = {
+        "date": "d",
+        "machine": "m",
+        "release": "2.15",
+        "torch": "2.15.0",
+        "reps": 1,
+        "command": "python benchmarks/bench.py --parts env,matrix",
+        "requested": ["env", "matrix"],
+        "parts": {"env": _raw()["parts"]["env"]},
+    }
+    raw["parts"]["env"]["bytes"] = {
+        k: [1] for k in ("uv_cold_cache", "uv_env", "pip_env", "pip_cache")
+    }
+    (tmp_path / "bench-progress.json").write_text(bench.json.dumps(raw))
+    (tmp_path / bench.MATRIX_PROGRESS).write_text(bench.json.dumps([_row("2.2", 2, 300, 150)]))
+    record = tmp_path / "record.md"
+    assert bench.main(["--scratch", str(tmp_path), "--from-progress", "--record", str(record)]) == 0
+    text = record.read_text()
+    assert "stopped before the end; what it had saved: env, matrix (the matrix: 1 releases" in text
+    assert "| uv_warm | 5 |" in text
+    assert "| 2.2 | 2.2.0 | 2 | 300 | 150 |" in text
+    saved = bench.json.loads(record.with_suffix(".json").read_text())
+    assert saved[0]["parts"]["matrix"]["rows"][0]["release"] == "2.2"
+
+
+def test_an_interrupted_run_records_the_parts_that_ended(tmp_path, monkeypatch):
+    env = {
+        **_raw()["parts"]["env"],
+        "bytes": {k: [1] for k in ("uv_cold_cache", "uv_env", "pip_env", "pip_cache")},
+    }
+
+    def stopped(*args):
+        raise KeyboardInterrupt  # what Ctrl-C or `kill` (SIGTERM) raises mid-part
+
+    monkeypatch.setattr(bench, "bench_env", lambda *args: env)
+    monkeypatch.setattr(bench, "bench_startup", stopped)
+    record = tmp_path / "record.md"
+    argv = ["--parts", "env,startup", "--scratch", str(tmp_path), "--record", str(record)]
+    assert bench.main(argv) == 130
+    text = record.read_text()
+    assert "what it had saved: env." in text
+    assert "| uv_warm | 5 |" in text
