@@ -321,17 +321,13 @@ def bench_rerun(release, reps: int, scratch: Path, envdir: Path) -> dict:
     out = {"rerun": [], "rerun_bytecode_var_unset": []}
     for _ in range(reps):
         out["rerun"].append(_run(rerun, {**common, "PYTHONDONTWRITEBYTECODE": "1"})[0])
-        out["rerun_bytecode_var_unset"].append(_run(rerun, _unset_bytecode_var(common))[0])
+        out["rerun_bytecode_var_unset"].append(_run(rerun, {**common, **WRITE_BYTECODE})[0])
     return {"seconds": out, "case": case, "first_run": round(first, 1)}
 
 
 def _save_progress(raw: dict, path: Path) -> None:
     """Every part's numbers as soon as it ends: a later part that fails loses nothing."""
     path.write_text(json.dumps(raw, indent=1) + "\n")
-
-
-def _unset_bytecode_var(env: dict) -> dict:
-    return {**env, "PYTHONDONTWRITEBYTECODE": None}
 
 
 IMPORT = "import torch, torch._inductor.compile_fx"
@@ -365,7 +361,7 @@ def bench_startup(release, reps: int, scratch: Path) -> dict:
                   "-c", constraints], env)  # fmt: skip
             out[f"build_{tag}"].append(time.perf_counter() - started)
             set_ = {"PYTHONDONTWRITEBYTECODE": "1"}
-            unset = {"PYTHONDONTWRITEBYTECODE": None}
+            unset = WRITE_BYTECODE
             # Set first: nothing is written, so the unset runs still find no bytecode.
             out[f"import_{tag}_var_set"].append(_run([py, "-c", IMPORT], set_, cwd=scratch)[0])
             out[f"import_{tag}_var_unset_first"].append(
@@ -571,6 +567,8 @@ def main(argv=None) -> int:
     progress = args.scratch / "bench-progress.json"
     if args.from_progress:
         return _write_record(_from_progress(args.scratch), args.record)
+    # An older run's rows must not join this run's record if it is stopped.
+    (args.scratch / MATRIX_PROGRESS).unlink(missing_ok=True)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does
     part = ""
     try:
@@ -603,7 +601,6 @@ def main(argv=None) -> int:
                 _save_progress(raw, progress)
             if "matrix" in parts:
                 part = "matrix"
-                (args.scratch / MATRIX_PROGRESS).unlink(missing_ok=True)
                 print(f"matrix: {len(keys)} releases, cold then warm, one by one", flush=True)
                 raw["parts"]["matrix"] = bench_matrix(
                     [RELEASES[k] for k in keys], scratch, args.scratch / MATRIX_PROGRESS
