@@ -31,7 +31,9 @@ QUICK = settings(
 def test_every_generated_example_is_valid_and_its_id_reads_back(device):
     seen = []
 
-    @QUICK
+    # Derandomized: the span asserted below must not depend on a lucky draw (with a
+    # random seed the [cuda] case failed once in 11 unit runs here: an axis not drawn).
+    @settings(QUICK, derandomize=True)
     @given(examples(device))
     def check(ex):
         assert ex.problems() == []
