@@ -47,8 +47,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from convbn_compat.environments import WRITE_BYTECODE  # noqa: E402
-from convbn_compat.releases import NEWEST, RELEASES  # noqa: E402
+from convbn_compat.core.releases import NEWEST, RELEASES  # noqa: E402
+from convbn_compat.sessions.environments import WRITE_BYTECODE  # noqa: E402
 
 TARGETS = {
     "suite_cold_ratio": 0.6,

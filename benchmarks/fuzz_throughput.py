@@ -46,7 +46,7 @@ def _run(
     started = time.perf_counter()
     subprocess.run(
         [
-            *(python, "-m", "convbn_compat.fuzz", "--max-examples", str(examples)),
+            *(python, "-m", "convbn_compat.generator.fuzz", "--max-examples", str(examples)),
             *("--device", device),
             *("--minutes", "60", "--seed", str(seed), "--workers", str(workers)),
             *("--db", str(work / f"db-{time.monotonic_ns()}"), "--out", str(out)),

@@ -17,8 +17,8 @@ import time
 started = time.perf_counter()
 import torch  # noqa: E402
 
-from convbn_compat.cases import get_case  # noqa: E402
-from convbn_compat.runner import run_case  # noqa: E402
+from convbn_compat.core.cases import get_case  # noqa: E402
+from convbn_compat.suite.runner import run_case  # noqa: E402
 
 IMPORT_SECONDS = time.perf_counter() - started
 

@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from convbn_compat.outcomes import Outcome  # noqa: E402
-from convbn_compat.releases import RELEASES  # noqa: E402
+from convbn_compat.core.outcomes import Outcome  # noqa: E402
+from convbn_compat.core.releases import RELEASES  # noqa: E402
 
 MARKERS = ("<!-- reach-table -->", "<!-- /reach-table -->")
 HEADER = (

@@ -15,8 +15,8 @@ import time
 started = time.perf_counter()
 import torch  # noqa: E402
 
-from convbn_compat.cases import UPSTREAM_CASES  # noqa: E402
-from convbn_compat.runner import run_case  # noqa: E402
+from convbn_compat.core.cases import UPSTREAM_CASES  # noqa: E402
+from convbn_compat.suite.runner import run_case  # noqa: E402
 
 imported = time.perf_counter()
 outcomes: dict[str, int] = {}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from convbn_compat.releases import RELEASES
+from convbn_compat.core.releases import RELEASES
 
 JSON = "application/vnd.pypi.simple.v1+json"
 

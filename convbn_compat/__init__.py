@@ -6,9 +6,9 @@ place that knows how releases differ; tests and sessions speak only their langua
 
 __version__ = "0.2.0"
 
-from .outcomes import Outcome, Unsupported
-from .releases import RELEASES, ConfigError, Release
-from .versions import release_of, torch_version_at_least
+from .core.outcomes import Outcome, Unsupported
+from .core.releases import RELEASES, ConfigError, Release
+from .core.versions import release_of, torch_version_at_least
 
 __all__ = [
     "RELEASES",

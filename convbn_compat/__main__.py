@@ -9,8 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .exitcodes import Exit
-from .releases import ConfigError
+from .core.errors import ConfigError, Exit
 
 DESCRIPTION = """\
 convbn-compat: in which PyTorch releases does Inductor's efficient conv-bn eval pass
@@ -56,7 +55,7 @@ def _env_quick(args: argparse.Namespace) -> int:
     instead of the seconds an import takes, for `nox -R` before every rerun."""
     from importlib import metadata
 
-    from .versions import torch_release
+    from .core.versions import torch_release
 
     try:
         dist = metadata.distribution("torch")
@@ -85,15 +84,15 @@ def _env_quick(args: argparse.Namespace) -> int:
 
 
 def _env(args: argparse.Namespace) -> int:
-    from .versions import torch_release
+    from .core.versions import torch_release
 
     if args.quick:
         return _env_quick(args)
     try:
         import torch
 
-        from . import inductor
-        from .results import environment_info
+        from .core.results import environment_info
+        from .shim import inductor
 
         info = environment_info()
         info["has_pass"] = inductor.has_pass()
@@ -149,14 +148,14 @@ def _emit(text: str, output: Path | None, hint: str = "") -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from .report import table_document
+    from .report.write import table_document
 
     check_output_file(args.output)
     return _emit(table_document(args.results, device=args.device), args.output)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import main_report
+    from .report.write import main_report
 
     return main_report(
         args.results or [Path("results")], args.output, args.baseline, tuple(args.no_fail_on)
@@ -164,7 +163,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _cases(args: argparse.Namespace) -> int:
-    from .cases import CASES
+    from .core.cases import CASES
 
     for case in CASES:
         if args.subset in (None, case.subset):
@@ -176,7 +175,7 @@ def _cases(args: argparse.Namespace) -> int:
 
 
 def _repro(args: argparse.Namespace) -> int:
-    from .repro import repro_script
+    from .tools.repro import repro_script
 
     check_output_file(args.output)
     text = repro_script(args.case, args.device, args.release, tf32=args.tf32)
@@ -184,7 +183,7 @@ def _repro(args: argparse.Namespace) -> int:
 
 
 def _bisect(args: argparse.Namespace) -> int:
-    from .repro import bisect
+    from .tools.repro import bisect
 
     root = Path.cwd()
     if not (root / "noxfile.py").is_file():
@@ -207,8 +206,8 @@ def _importable(name: str) -> bool:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from .cases import CASES, FOUND
-    from .repro import release_range, replay, replay_markdown
+    from .core.cases import CASES, FOUND
+    from .tools.repro import release_range, replay, replay_markdown
 
     check_output_file(args.output)
     ids = args.cases or [c.id for c in CASES if c.subset == FOUND]

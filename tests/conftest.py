@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from convbn_compat.record import CaseRecord
-from convbn_compat.releases import ConfigError
+from convbn_compat.core.errors import ConfigError
 
 
 @pytest.fixture(scope="session")
@@ -20,19 +19,18 @@ def cold_run(pytestconfig):
     cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR", "")
     if not cache or not any(Path(cache).iterdir()):
         pytest.exit(f"--convbn-warm-of: the compile cache {cache!r} is empty: not warm", 4)
-    from convbn_compat.matrix import load_run
+    from convbn_compat.core.results import load_run
 
     try:
         run = load_run(Path(path))
     except ConfigError as exc:
         pytest.exit(f"--convbn-warm-of: {exc}", returncode=4)
-    records = (CaseRecord.from_json(c) for c in run.data["cases"])
-    return {r.cell: r for r in records}
+    return {r.cell: r for r in run.records}
 
 
 @pytest.fixture(scope="session")
 def expectations():
-    from convbn_compat import expectations as exp
+    from convbn_compat.core import expectations as exp
 
     try:
         return exp.load()

@@ -15,18 +15,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from convbn_compat import cases, devices  # noqa: E402
-from convbn_compat.outcomes import Outcome  # noqa: E402
-from convbn_compat.record import OBSERVED  # noqa: E402
-from convbn_compat.results import (  # noqa: E402
-    ENVIRONMENT_KEY,
-    RECORD_KEY,
-    cell_id,
-    environment_info,
-    matrix_cells,
-    new_record,
-)
-from convbn_compat.runner import run_case  # noqa: E402
+from convbn_compat.core import cases  # noqa: E402
+from convbn_compat.core.cells import cell_id, matrix_cells  # noqa: E402
+from convbn_compat.core.outcomes import Outcome  # noqa: E402
+from convbn_compat.core.record import OBSERVED, CaseRecord  # noqa: E402
+from convbn_compat.core.results import ENVIRONMENT_KEY, RECORD_KEY, environment_info  # noqa: E402
+from convbn_compat.shim import devices  # noqa: E402
+from convbn_compat.suite.runner import run_case  # noqa: E402
 
 
 def _params():
@@ -39,7 +34,7 @@ def _params():
 @pytest.mark.parametrize(("case", "device", "tf32"), list(_params()))
 def test_conv_bn_eval(case, device, tf32, expectations, cold_run, request):
     # Attached before it runs: a case that never finishes still leaves its record.
-    _attach(request, new_record(case, device, tf32))
+    _attach(request, CaseRecord.new(case, device, tf32))
     if device == "cuda":
         skip = None
         if not devices.gpu_available():
@@ -47,19 +42,14 @@ def test_conv_bn_eval(case, device, tf32, expectations, cold_run, request):
         elif tf32 and not devices.tf32_supported():
             skip = "TF32 needs an sm_80 or newer GPU (upstream runs TF32-off only there)"
         if skip:
-            _attach(request, new_record(case, device, tf32), message=skip)
+            _attach(request, CaseRecord.new(case, device, tf32), message=skip)
             if devices.gpu_required():
                 pytest.fail(f"CONVBN_REQUIRE_GPU is set: {skip}", pytrace=False)
             pytest.skip(skip)
 
     result = run_case(case, device, tf32=tf32)
     expected = expectations.lookup(case.id, device, torch.__version__)
-    record = _attach(
-        request,
-        result,
-        expected_outcome=expected.outcome,
-        expectation_reason=expected.reason,
-    )
+    record = _attach(request, expectations.apply(result, torch.__version__))
     if cold_run is not None:
         _same_as_cold(cold_run, record)
     if result.outcome is Outcome.UNSUPPORTED:

@@ -19,11 +19,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from convbn_compat import repro  # noqa: E402
-from convbn_compat.generated import Example  # noqa: E402
-from convbn_compat.genrunner import judge, observe  # noqa: E402
-from convbn_compat.matrix import load_run  # noqa: E402
-from convbn_compat.outcomes import Blame, Outcome  # noqa: E402
+from convbn_compat.checks.oracle import judge, observe  # noqa: E402
+from convbn_compat.core.generated import Example  # noqa: E402
+from convbn_compat.core.outcomes import Blame, Outcome  # noqa: E402
+from convbn_compat.core.results import load_run  # noqa: E402
+from convbn_compat.tools import repro  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN = Example.from_id("Gen-Conv2d-module-c2x4-k3-x1x2x6x6")
@@ -111,7 +111,15 @@ def test_a_fuzz_run_writes_a_results_file_that_report_reads(tmp_path):
     out = tmp_path / "fuzz-smoke.json"
     proc = subprocess.run(
         [
-            *(sys.executable, "-m", "convbn_compat.fuzz", "--max-examples", "4", "--seed", "3"),
+            *(
+                sys.executable,
+                "-m",
+                "convbn_compat.generator.fuzz",
+                "--max-examples",
+                "4",
+                "--seed",
+                "3",
+            ),
             *("--db", str(tmp_path / "db"), "--out", str(out), "--run", "fuzz-smoke"),
         ],
         env=_env(tmp_path),

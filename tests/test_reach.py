@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 def test_default_and_freezing_entry_points_agree_with_the_table(tmp_path):
     out = tmp_path / "reach.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "convbn_compat.reach", "--only", "default", "--only",
+        [sys.executable, "-m", "convbn_compat.tools.reach", "--only", "default", "--only",
          "freezing", "--out", str(out)],
         capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip

@@ -16,9 +16,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from convbn_compat.cases import get_case  # noqa: E402
-from convbn_compat.repro import repro_script, run_script  # noqa: E402
-from convbn_compat.runner import run_case  # noqa: E402
+from convbn_compat.core.cases import get_case  # noqa: E402
+from convbn_compat.suite.runner import run_case  # noqa: E402
+from convbn_compat.tools.repro import repro_script, run_script  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,10 +18,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from convbn_compat.cases import UPSTREAM_CASES  # noqa: E402
-from convbn_compat.releases import RELEASES  # noqa: E402
-from convbn_compat.repro import repro_script  # noqa: E402
-from convbn_compat.versions import is_prerelease_build, release_of  # noqa: E402
+from convbn_compat.core.cases import UPSTREAM_CASES  # noqa: E402
+from convbn_compat.core.releases import RELEASES  # noqa: E402
+from convbn_compat.core.versions import is_prerelease_build, release_of  # noqa: E402
+from convbn_compat.tools.repro import repro_script  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

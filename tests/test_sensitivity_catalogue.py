@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from convbn_compat.sensitivity import (
+from convbn_compat.tools.sensitivity import (
     COUNT_ONLY,
     FOLD,
     GUARD,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from convbn_compat.__main__ import main
-from convbn_compat.report_model import RowGroup, build_matrix, rows
+from convbn_compat.report.model import RowGroup, build_matrix, rows
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results"

@@ -11,7 +11,8 @@ import ctypes
 import os
 import threading
 
-from convbn_compat import cases, runner
+from convbn_compat.core import cases
+from convbn_compat.suite import runner
 
 
 def _segfault():

@@ -10,7 +10,7 @@ import pytest
 
 from convbn_compat import __main__ as cli
 from convbn_compat import __version__
-from convbn_compat.exitcodes import Exit
+from convbn_compat.core.errors import Exit
 from tests.unit.test_report import DECOMPOSED, results_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,9 +67,9 @@ def test_a_results_file_whose_environment_lacks_torch(capsys, folder, tmp_path):
 @pytest.mark.parametrize(
     ("change", "says"),
     [
-        (lambda c: c.update(outcome="fuzed"), "outcome: unknown outcome 'fuzed'; choose one of"),
-        (lambda c: c.pop("outcome"), "lacks 'outcome' (null is allowed"),
-        (lambda c: c.update(expected_outcome="ok"), "expected_outcome: unknown outcome 'ok'"),
+        (lambda c: c.update(outcome="fuzed"), "field 'outcome' is 'fuzed'; choose one of"),
+        (lambda c: c.pop("outcome"), "field 'outcome' is missing (null is allowed"),
+        (lambda c: c.update(expected_outcome="ok"), "field 'expected_outcome' is 'ok'"),
     ],
 )
 def test_an_unknown_or_missing_outcome_names_the_file_and_the_case(
@@ -212,7 +212,7 @@ def test_a_pasted_cell_suffix_is_stripped(capsys, suffix):
 
 
 def test_an_internal_error_says_so_with_its_traceback(capsys, folder, tmp_path, monkeypatch):
-    import convbn_compat.report as report
+    import convbn_compat.report.write as report
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")

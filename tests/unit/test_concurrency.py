@@ -4,8 +4,7 @@ import json
 import multiprocessing
 import time
 
-from convbn_compat.matrix import load_run
-from convbn_compat.results import SCHEMA, SCHEMA_VERSION, atomic_write_json
+from convbn_compat.core.results import SCHEMA, SCHEMA_VERSION, atomic_write_json, load_run
 
 
 def _writer(path, rounds):
@@ -22,6 +21,7 @@ def _writer(path, rounds):
         data["cases"].append(
             {
                 "id": f"case-{i}",
+                "subset": "upstream",
                 "device": "cpu",
                 "outcome": "fused",
                 "expected_outcome": "fused",

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from convbn_compat.environments import env_dir, process_env
+from convbn_compat.sessions.environments import env_dir, process_env
 
 pytest.importorskip("nox", reason="needs nox: pip install -e '.[dev]'")
 

@@ -2,11 +2,11 @@ from pathlib import Path
 
 import pytest
 
-from convbn_compat import expectations as exp
-from convbn_compat.cases import CASES, EXTENDED_CASES, FOUND_CASES, UPSTREAM_CASES, get_case
-from convbn_compat.matrix import load_run
-from convbn_compat.outcomes import Outcome
-from convbn_compat.releases import ConfigError
+from convbn_compat.core import expectations as exp
+from convbn_compat.core.cases import CASES, EXTENDED_CASES, FOUND_CASES, UPSTREAM_CASES, get_case
+from convbn_compat.core.outcomes import Outcome
+from convbn_compat.core.releases import ConfigError
+from convbn_compat.core.results import load_run
 
 
 def _write(tmp_path, body):

@@ -15,12 +15,13 @@ pytest.importorskip("hypothesis")
 
 from hypothesis import HealthCheck, given, seed, settings
 
-from convbn_compat import cases, repro
-from convbn_compat.fuzz import Fuzzer, Signature
-from convbn_compat.generated import Example, IdError
-from convbn_compat.outcomes import Blame, Outcome
-from convbn_compat.releases import ConfigError
-from convbn_compat.strategies import examples
+from convbn_compat.core import cases
+from convbn_compat.core.generated import Example, IdError
+from convbn_compat.core.outcomes import Blame, Outcome
+from convbn_compat.core.releases import ConfigError
+from convbn_compat.generator.fuzz import Fuzzer, Signature
+from convbn_compat.generator.strategies import examples
+from convbn_compat.tools import repro
 
 QUICK = settings(
     max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck)
@@ -184,7 +185,7 @@ def test_a_signature_reads_as_one_line():
 
 
 def test_a_release_range_names_the_first_bad_release_and_the_fix():
-    from convbn_compat.repro import release_range, replay_markdown
+    from convbn_compat.tools.repro import release_range, replay_markdown
 
     never = {"2.2": "not-fused", "2.3": "fused"}
     assert release_range(never) == "never wrong or failing"

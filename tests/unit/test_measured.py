@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from convbn_compat import expectations
-from convbn_compat.cases import UPSTREAM_CASES
-from convbn_compat.matrix import load_run
+from convbn_compat.core import expectations
+from convbn_compat.core.cases import UPSTREAM_CASES
+from convbn_compat.core.results import load_run
 
 RESULTS = sorted((Path(__file__).resolve().parents[2] / "docs" / "results").glob("*.json"))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from convbn_compat.releases import FLAVOURS, RELEASES
+from convbn_compat.core.releases import FLAVOURS, RELEASES
 
 pytest.importorskip("nox", reason="needs nox: pip install -e '.[dev]'")
 

@@ -4,11 +4,12 @@ import json
 
 import pytest
 
-from convbn_compat import expectations
-from convbn_compat.benefit import REGRESSION_FRACTION, summarise
-from convbn_compat.entrypoints import ENTRY_POINTS, IDS, get_entry
-from convbn_compat.releases import ConfigError
-from convbn_compat.report import build_matrix, render_html, render_markdown
+from convbn_compat.core import expectations
+from convbn_compat.core.entrypoints import ENTRY_POINTS, IDS, get_entry
+from convbn_compat.core.releases import ConfigError
+from convbn_compat.report.model import REGRESSION_FRACTION
+from convbn_compat.report.write import build_matrix, render_html, render_markdown
+from convbn_compat.tools.benefit import summarise
 
 
 def _file(folder, kind, release, torch, **extra):
@@ -33,6 +34,7 @@ def _file(folder, kind, release, torch, **extra):
 def _reach_case(entry, outcome="fused"):
     return {
         "id": entry.id,
+        "subset": "reach",
         "device": "cpu",
         "outcome": outcome,
         "expected_outcome": "fused",

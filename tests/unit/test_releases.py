@@ -1,7 +1,7 @@
 import pytest
 from packaging.version import Version
 
-from convbn_compat.releases import (
+from convbn_compat.core.releases import (
     FLAVOURS,
     NEWEST,
     NIGHTLY,
@@ -11,7 +11,7 @@ from convbn_compat.releases import (
     get_release,
     torch_index,
 )
-from convbn_compat.versions import release_of
+from convbn_compat.core.versions import release_of
 
 
 def test_table_covers_every_release_with_the_pass():

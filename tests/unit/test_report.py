@@ -6,8 +6,8 @@ import shutil
 import pytest
 
 from convbn_compat.__main__ import main
-from convbn_compat.cases import CASES, UPSTREAM_CASES
-from convbn_compat.report import build_matrix, compare, render_html, row_changes
+from convbn_compat.core.cases import CASES, UPSTREAM_CASES
+from convbn_compat.report.write import build_matrix, compare, render_html, row_changes
 
 DECOMPOSED = "ConvOp-bias-Conv2d-bn-decomposed"
 

@@ -1,7 +1,7 @@
 import pytest
 from packaging.version import Version
 
-from convbn_compat.versions import (
+from convbn_compat.core.versions import (
     is_prerelease_build,
     release_of,
     torch_release,

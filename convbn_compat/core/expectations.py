@@ -1,0 +1,130 @@
+"""Per-release expectations, kept as data in ``expectations.toml``.
+
+Each row names a release specifier, a case pattern and devices, and says which outcome
+those cells have and why. A cell that no row names is expected to be ``fused``. A row
+never overlaps another: two rows naming one cell is an error, so the table cannot say
+two things about one cell.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from .cases import CASES
+from .cells import DEVICES
+from .entrypoints import IDS as ENTRY_IDS
+from .errors import ConfigError
+from .outcomes import Outcome
+from .record import CaseRecord, Status
+from .versions import torch_release
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # remove when the oldest Python we run is 3.11
+    import tomli as tomllib
+
+__all__ = ["DEFAULT_FILE", "Expectation", "Expectations", "load"]
+
+DEFAULT_FILE = Path(__file__).with_name("expectations.toml")
+KNOWN_IDS = tuple(c.id for c in CASES) + ENTRY_IDS
+_FIELDS = {"releases", "cases", "devices", "outcome", "reason", "links"}
+
+
+@dataclass(frozen=True)
+class Expectation:
+    releases: SpecifierSet
+    cases: tuple[str, ...]
+    devices: tuple[str, ...]
+    outcome: Outcome
+    reason: str
+    links: tuple[str, ...] = ()
+
+    def matches(self, case_id: str, device: str, torch_version: str) -> bool:
+        return (
+            device in self.devices
+            and any(fnmatch.fnmatchcase(case_id, pattern) for pattern in self.cases)
+            and self.releases.contains(torch_release(torch_version), prereleases=True)
+        )
+
+
+@dataclass(frozen=True)
+class Expected:
+    outcome: Outcome
+    reason: str
+    links: tuple[str, ...] = ()
+
+
+FUSED = Expected(Outcome.FUSED, "the pass fires as often as upstream's test expects")
+
+
+class Expectations:
+    def __init__(self, rows: list[Expectation], source: str = "<rows>") -> None:
+        self.rows = rows
+        self.source = source
+
+    def lookup(self, case_id: str, device: str, torch_version: str) -> Expected:
+        hits = [r for r in self.rows if r.matches(case_id, device, torch_version)]
+        if len(hits) > 1:
+            raise ConfigError(
+                f"{self.source}: {len(hits)} rows name {case_id} on {device} for torch "
+                f"{torch_version} ({'; '.join(f'{r.cases} {r.releases}' for r in hits)}); "
+                "make them disjoint"
+            )
+        if not hits:
+            return FUSED
+        return Expected(hits[0].outcome, hits[0].reason, hits[0].links)
+
+    def apply(
+        self, record: CaseRecord, torch_version: str, status: Status | None = None
+    ) -> CaseRecord:
+        """``record`` with this table's expectation for its cell in ``torch_version``
+        (and a status: the given one, else whether the outcome is the expected one).
+        The one way a record gets its expectation: the plugin, the generator, reach."""
+        expected = self.lookup(record.id, record.device, torch_version)
+        return record.with_expectation(expected, status)
+
+
+def _row(raw: dict, where: str) -> Expectation:
+    unknown = set(raw) - _FIELDS
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_FIELDS)}")
+    for key in ("releases", "cases", "outcome", "reason"):
+        if not str(raw.get(key, "")).strip():
+            raise ConfigError(f"{where}: missing {key!r}")
+    try:
+        releases = SpecifierSet(raw["releases"])
+    except InvalidSpecifier as exc:
+        raise ConfigError(f"{where}: releases {raw['releases']!r} is no specifier: {exc}") from None
+    devices = tuple(raw.get("devices", DEVICES))
+    bad = [d for d in devices if d not in DEVICES]
+    if bad:
+        raise ConfigError(f"{where}: unknown devices {bad}; choose from {list(DEVICES)}")
+    patterns = (raw["cases"],) if isinstance(raw["cases"], str) else tuple(raw["cases"])
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(i, pattern) for i in KNOWN_IDS):
+            raise ConfigError(f"{where}: cases pattern {pattern!r} matches no case id")
+    try:
+        outcome = Outcome.parse(raw["outcome"])
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if outcome is Outcome.FUSED:
+        raise ConfigError(f"{where}: 'fused' is the default; only list other outcomes")
+    return Expectation(
+        releases, patterns, devices, outcome, raw["reason"].strip(), tuple(raw.get("links", ()))
+    )
+
+
+def load(path: Path = DEFAULT_FILE) -> Expectations:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read expectations file {path}: {exc}") from None
+    rows = data.get("expect", [])
+    return Expectations(
+        [_row(raw, f"{path}: [[expect]] #{i + 1}") for i, raw in enumerate(rows)], str(path)
+    )

@@ -1,0 +1,383 @@
+"""Suite sensitivity: break the installed pass on purpose and see whether the suite notices.
+
+Each mutation is a small, deliberate fault in the pass's source file
+(``torch/_inductor/fx_passes/efficient_conv_bn_eval.py``), written as text rewrites.
+The source differs between releases (2.2 has only the module-level transform; 2.4 adds
+the aten-level one, 2.5 the functional one; 2.13 rewrites the argument handling), so a
+mutation lists every form of the line it targets, and applies wherever one matches. A
+mutation that matches nothing in a release is ``not-applicable`` there.
+
+``run()`` mutates the file of the environment it runs in, one mutation at a time, runs
+the matrix suite against it, and restores the original, so it must only ever run in a
+scratch environment (the ``sensitivity-X.Y`` Nox sessions build their own). The file is
+replaced, never edited in place: uv hardlinks environments to its cache, and an in-place
+write would corrupt the cache and every environment sharing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..core.outcomes import Verdict
+from ..core.record import CORE_SUMMARY
+from ..core.results import atomic_write_json
+
+__all__ = ["MUTATIONS", "Mutation", "apply", "pass_source", "run"]
+
+PASS_FILE = ("_inductor", "fx_passes", "efficient_conv_bn_eval.py")
+COUNT_LINE = r'^(?P<indent>[ \t]+)counters\["inductor"\]\["efficient_conv_bn_eval"\] \+= 1\n'
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+    id: str
+    fault_class: str
+    about: str
+    rewrites: tuple[tuple[str, str], ...]
+    """(regex, replacement) pairs, applied with re.MULTILINE; any that match apply."""
+
+
+def _m(id, fault_class, about, *rewrites):
+    return Mutation(id, fault_class, about, tuple(rewrites))
+
+
+FOLD = "folded weight and bias"
+LAYOUT = "conv / transposed-conv layout"
+GUARD = "guards on when the pass may fire"
+NEVER = "the pass never fires"
+COUNT_ONLY = "counts without rewriting"
+
+MUTATIONS: tuple[Mutation, ...] = (
+    _m(
+        "fold-eps-dropped",
+        FOLD,
+        "rsqrt(var + eps) becomes rsqrt(var)",
+        (r"torch\.rsqrt\((bn[._]running_var) \+ bn[._]eps\)", r"torch.rsqrt(\1)"),
+    ),
+    _m(
+        "fold-rsqrt-as-reciprocal",
+        FOLD,
+        "the scale is 1/(var + eps), not 1/sqrt(var + eps)",
+        (r"torch\.rsqrt\(", "torch.reciprocal("),
+    ),
+    _m(
+        "fold-bn-weight-dropped",
+        FOLD,
+        "the BatchNorm weight (gamma) is left out of the scale",
+        (
+            r"coefff_on_the_fly = bn_weight\.view_as\(weight_coeff\) \* weight_coeff",
+            "coefff_on_the_fly = weight_coeff",
+        ),
+    ),
+    _m(
+        "fold-bn-bias-dropped",
+        FOLD,
+        "the BatchNorm bias (beta) is left out of the folded bias",
+        (r"bias_on_the_fly = bn_bias \+ ", "bias_on_the_fly = "),
+    ),
+    _m(
+        "fold-running-mean-dropped",
+        FOLD,
+        "the running mean is not subtracted",
+        (r"\(\s*bias_on_the_fly - bn[._]running_mean\s*\)", "(bias_on_the_fly)"),
+    ),
+    _m(
+        "fold-mean-sign-flipped",
+        FOLD,
+        "the running mean is added instead of subtracted",
+        (r"bias_on_the_fly - (bn[._]running_mean)", r"bias_on_the_fly + \1"),
+    ),
+    _m(
+        "fold-conv-bias-dropped",
+        FOLD,
+        "the conv's own bias is replaced by zeros",
+        (r"bias_on_the_fly = (conv[._]bias)\n", r"bias_on_the_fly = torch.zeros_like(\1)\n"),
+    ),
+    _m(
+        "fold-weight-unscaled",
+        FOLD,
+        "the conv weight is not multiplied by the scale",
+        (
+            r"weight_on_the_fly = weight_on_the_fly \* coefff_on_the_fly",
+            "weight_on_the_fly = weight_on_the_fly",
+        ),
+    ),
+    _m(
+        "fold-bias-unscaled",
+        FOLD,
+        "the bias difference is not multiplied by the scale",
+        (r"coefff_on_the_fly\.flatten\(\) \* \(", "("),
+    ),
+    _m(
+        "layout-transposed-as-conv",
+        LAYOUT,
+        "transposed convs get the scale on dim 0, as plain convs",
+        (r"target_shape\[:2\] = \[target_shape\[1\], target_shape\[0\]\]", "pass"),
+    ),
+    _m(
+        "layout-conv-as-transposed",
+        LAYOUT,
+        "every conv is treated as transposed: the scale goes on dim 1",
+        (r"isinstance\(conv, nn\.modules\.conv\._ConvTransposeNd\)", "True"),
+        (r'"conv_transpose" in conv\.__str__\(\)', "True"),
+    ),
+    _m(
+        "guard-training-ignored",
+        GUARD,
+        "the pass also folds a BatchNorm in training mode",
+        (
+            r"if not bn_mod\.track_running_stats or bn_mod\.training:",
+            "if not bn_mod.track_running_stats:",
+        ),
+        (r"if bn_node\.args\[-[34]\]:", "if False:"),
+        (r"if training_arg:", "if False:"),
+    ),
+    _m(
+        "guard-multiuser-ignored",
+        GUARD,
+        "the pass also fires when the conv output has other users",
+        (r"if len\(conv_node\.users\) > 1:", "if False:"),
+    ),
+    _m(
+        "guard-flag-ignored",
+        GUARD,
+        "the pass fires with its config flag off",
+        (r"\n(\s*)and inductor_config\.efficient_conv_bn_eval_fx_passes,", ","),
+    ),
+    _m(
+        "never-fires",
+        NEVER,
+        "every match returns before counting or rewriting",
+        (COUNT_LINE, r"\g<indent>return\n"),
+    ),
+    _m(
+        "counts-without-rewriting",
+        COUNT_ONLY,
+        "the counter goes up, then the transform returns without touching the graph",
+        (
+            COUNT_LINE,
+            r'\g<indent>counters["inductor"]["efficient_conv_bn_eval"] += 1\n'
+            r"\g<indent>return\n",
+        ),
+    ),
+)
+
+
+def apply(mutation: Mutation, source: str) -> str | None:
+    """The mutated source, or None where no form of the targeted line is in it."""
+    hits = 0
+    for pattern, replacement in mutation.rewrites:
+        source, n = re.subn(pattern, replacement, source, flags=re.MULTILINE)
+        hits += n
+    return source if hits else None
+
+
+def pass_source() -> Path:
+    """The pass's file in this environment, found without importing torch."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"no torch in {sys.executable}")
+    return Path(next(iter(spec.submodule_search_locations))).joinpath(*PASS_FILE)
+
+
+def _replace(path: Path, text: str) -> None:
+    # A new file, never an in-place write: the old one may be a hardlink into uv's cache.
+    tmp = path.with_name(f".{path.name}.convbn-tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    for pyc in (path.parent / "__pycache__").glob(f"{path.stem}.*.pyc"):
+        pyc.unlink()
+
+
+def _suite(label: str, workdir: Path, pytest_args: list[str]) -> dict:
+    """Run the matrix suite once; what it says, and the first case that failed."""
+    results = workdir / label
+    env = dict(
+        os.environ,
+        # A fresh compile cache per run: nothing compiled against another mutant is reused.
+        TORCHINDUCTOR_CACHE_DIR=str(workdir / f"{label}-inductor-cache"),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/test_matrix.py",
+        "-p",
+        "no:cacheprovider",
+        "--convbn-devices=cpu",
+        f"--convbn-run={label}",
+        f"--convbn-results={results}",
+        "--convbn-sensitive-first",
+        "-q",
+        "--no-header",
+        "-rN",
+        *pytest_args,
+    ]
+    started = time.monotonic()
+    proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    seconds = round(time.monotonic() - started, 1)
+    first = None
+    try:
+        data = json.loads((results / f"{label}.json").read_text())
+        failed = [c for c in data["cases"] if c.get("status") == "failed"]
+        ran = len(data["cases"])
+        if failed:
+            c = failed[0]
+            first = {k: c.get(k) for k in ("id", *CORE_SUMMARY)}
+    except (OSError, ValueError, KeyError):
+        ran = None
+    return {
+        "exit": proc.returncode,
+        "seconds": seconds,
+        "cases_run": ran,
+        "first_failure": first,
+        "tail": proc.stdout[-1500:] if proc.returncode not in (0, 1) else "",
+    }
+
+
+def run(release: str, out: Path, pytest_args: list[str], only: list[str] | None = None) -> int:
+    """Mutate, run, restore, for each mutation; write ``out``; 0 if every applicable one
+    was caught and the unmutated suite passed."""
+    import torch  # noqa: F401  (fails here, clearly, if the environment has no torch)
+
+    path = pass_source()
+    # A pristine copy beside the environment: if an earlier run was killed between
+    # mutating and restoring, the file is put back before anything else happens.
+    pristine = Path(sys.prefix) / "convbn-pass-pristine.py"
+    if pristine.is_file():
+        if path.read_text(encoding="utf-8") != pristine.read_text(encoding="utf-8"):
+            print(f"restoring {path} from {pristine} (an earlier run was cut short)")
+            _replace(path, pristine.read_text(encoding="utf-8"))
+    else:
+        pristine.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    original = pristine.read_text(encoding="utf-8")
+    # SIGTERM (a CI job cancelled) unwinds like Ctrl-C, so the finally below restores.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    chosen = [m for m in MUTATIONS if not only or m.id in only]
+    unknown = set(only or ()) - {m.id for m in MUTATIONS}
+    if unknown:
+        raise SystemExit(
+            f"unknown mutation(s) {sorted(unknown)}; choose from: "
+            + ", ".join(m.id for m in MUTATIONS)
+        )
+    report = {
+        "schema": "convbn-compat/sensitivity",
+        "schema_version": 1,
+        "release": release,
+        "torch": _torch_version(),
+        "pass_file": str(path),
+        "complete": False,
+        "baseline": None,
+        "mutations": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="convbn-sensitivity-") as tmp:
+        workdir = Path(tmp)
+        print(f"sensitivity {release}: unmutated suite first (it must pass)", flush=True)
+        report["baseline"] = _suite("baseline", workdir, pytest_args)
+        atomic_write_json(out, report)
+        for mutation in chosen:
+            mutated = apply(mutation, original)
+            row = {"id": mutation.id, "fault_class": mutation.fault_class, "about": mutation.about}
+            if mutated is None:
+                row["verdict"] = Verdict.NOT_APPLICABLE.value
+            else:
+                try:
+                    _replace(path, mutated)
+                    ran = _suite(mutation.id, workdir, [*pytest_args, "--maxfail=1"])
+                finally:
+                    _replace(path, original)
+                row.update(ran)
+                row["verdict"] = _verdict(ran).value
+            report["mutations"].append(row)
+            print(
+                f"  {mutation.id:28} {row['verdict']}"
+                + (f"  ({row['seconds']} s)" if "seconds" in row else ""),
+                flush=True,
+            )
+            atomic_write_json(out, report)
+    report["complete"] = True
+    atomic_write_json(out, report)
+    print(markdown(report))
+    baseline_ok = report["baseline"]["exit"] == 0
+    all_caught = all(
+        Verdict(r["verdict"]) in (Verdict.CAUGHT, Verdict.NOT_APPLICABLE)
+        for r in report["mutations"]
+    )
+    if not baseline_ok:
+        print("the unmutated suite did not pass: the verdicts above mean nothing", file=sys.stderr)
+    return 0 if baseline_ok and all_caught else 1
+
+
+def _verdict(ran: dict) -> Verdict:
+    # --maxfail under pytest-xdist ends the run as "interrupted" (exit 2) after the
+    # first failure, so a failed case, not the exit code, is what says "caught".
+    if ran["first_failure"] is not None and ran["exit"] in (1, 2):
+        return Verdict.CAUGHT
+    if ran["exit"] == 0:
+        return Verdict.MISSED
+    return Verdict.HARNESS_ERROR
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+def score(report: dict) -> tuple[int, int]:
+    applicable = [r for r in report["mutations"] if r["verdict"] != Verdict.NOT_APPLICABLE]
+    return sum(r["verdict"] == Verdict.CAUGHT for r in applicable), len(applicable)
+
+
+def markdown(report: dict) -> str:
+    caught, applicable = score(report)
+    lines = [
+        f"torch {report['torch']}: {caught}/{applicable} applicable faults caught "
+        f"(unmutated suite: {'passed' if report['baseline']['exit'] == 0 else 'FAILED'}, "
+        f"{report['baseline']['seconds']} s)",
+        "",
+        "| fault | class | verdict | caught by |",
+        "|---|---|---|---|",
+    ]
+    for r in report["mutations"]:
+        first = r.get("first_failure") or {}
+        by = ""
+        if first:
+            by = (
+                f"`{first['id']}`: {first['outcome']} (expected {first['expected_outcome']}; "
+                f"fires {first['fire_count']}, in graph {first['graph_rewrites']})"
+            )
+        lines.append(f"| `{r['id']}` | {r['fault_class']} | {r['verdict']} | {by} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m convbn_compat.tools.sensitivity")
+    parser.add_argument("--release", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--only", action="append", help="run just this mutation (repeatable)")
+    parser.add_argument(
+        "--i-know-this-mutates-torch",
+        action="store_true",
+        required=True,
+        help="this environment's torch is modified (and restored) in place",
+    )
+    args, pytest_args = parser.parse_known_args(argv)
+    return run(args.release, args.out, pytest_args, args.only)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
