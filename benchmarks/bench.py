@@ -47,7 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from convbn_compat.core.releases import NEWEST, RELEASES  # noqa: E402
+from convbn_compat.core.releases import NEWEST, RELEASED, RELEASES  # noqa: E402
 from convbn_compat.sessions.environments import WRITE_BYTECODE  # noqa: E402
 
 TARGETS = {
@@ -416,21 +416,15 @@ def _verdict(name: str, value: float) -> str:
     return f"MISSED by {value / target:.2f}x (target at most {target})"
 
 
-def record_markdown(raw: dict, summary: dict) -> str:
-    med, ratios = summary["medians"], summary["ratios"]
+def _title(raw: dict) -> str:
     if set(raw["parts"]) == {"matrix"}:
-        title = f"the whole CPU matrix ({len(raw['parts']['matrix']['rows'])} releases), once"
-    else:
-        title = f"torch {raw['torch']} (release {raw['release']}), {raw['reps']} runs each, medians"
-    lines = [
-        f"## {raw['date']}: {title}",
-        "",
-        f"Machine: {raw['machine']}. Command: `{raw['command']}`."
-        + (f" {raw['stopped']}" if raw.get("stopped") else ""),
-        "",
-    ]
-    if med:
-        lines += ["| measurement | median (s) | runs (s) |", "|---|---|---|"]
+        return f"the whole CPU matrix ({len(raw['parts']['matrix']['rows'])} releases), once"
+    return f"torch {raw['torch']} (release {raw['release']}), {raw['reps']} runs each, medians"
+
+
+def _seconds_markdown(raw: dict, summary: dict) -> list[str]:
+    med, ratios = summary["medians"], summary["ratios"]
+    lines = ["| measurement | median (s) | runs (s) |", "|---|---|---|"] if med else []
     for part in raw["parts"].values():
         for k, v in part.get("seconds", {}).items():
             lines.append(f"| {k} | {med[k]} | {', '.join(f'{x:.1f}' for x in v)} |")
@@ -438,31 +432,52 @@ def record_markdown(raw: dict, summary: dict) -> str:
         lines += ["", "| ratio or target | value | verdict |", "|---|---|---|"]
     for k, v in ratios.items():
         lines.append(f"| {k} | {v} | {_verdict(k, v) if k in TARGETS else 'reported'} |")
+    return lines
+
+
+def _env_markdown(env: dict) -> list[str]:
+    b = env["bytes"]
+    return [
+        "",
+        "Disk: uv cold cache "
+        f"{_gb(statistics.median(b['uv_cold_cache']))} for this release; a further "
+        f"environment hardlinked from it adds {_gb(statistics.median(b['uv_env']))}; "
+        f"a pip environment adds {_gb(statistics.median(b['pip_env']))} plus "
+        f"{_gb(statistics.median(b['pip_cache']))} of pip cache.",
+    ]
+
+
+def _suite_markdown(suite: dict) -> list[str]:
+    lines = [
+        "",
+        "Where the suite's time goes (each run):",
+        "",
+        "| side | run | wall s | summed case s | import s | outcomes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for side, runs in suite["detail"].items():
+        for r in runs:
+            lines.append(
+                f"| {side} | {r['rep'] + 1} {r['temp']} | {r['wall']} | "
+                f"{r['case_seconds']} | {r.get('import_seconds', '')} | "
+                f"{r['outcomes']} |"
+            )
+    return lines
+
+
+def record_markdown(raw: dict, summary: dict) -> str:
+    lines = [
+        f"## {raw['date']}: {_title(raw)}",
+        "",
+        f"Machine: {raw['machine']}. Command: `{raw['command']}`."
+        + (f" {raw['stopped']}" if raw.get("stopped") else ""),
+        "",
+        *_seconds_markdown(raw, summary),
+    ]
     if "env" in raw["parts"]:
-        b = raw["parts"]["env"]["bytes"]
-        lines += [
-            "",
-            "Disk: uv cold cache "
-            f"{_gb(statistics.median(b['uv_cold_cache']))} for this release; a further "
-            f"environment hardlinked from it adds {_gb(statistics.median(b['uv_env']))}; "
-            f"a pip environment adds {_gb(statistics.median(b['pip_env']))} plus "
-            f"{_gb(statistics.median(b['pip_cache']))} of pip cache.",
-        ]
+        lines += _env_markdown(raw["parts"]["env"])
     if "suite" in raw["parts"]:
-        lines += [
-            "",
-            "Where the suite's time goes (each run):",
-            "",
-            "| side | run | wall s | summed case s | import s | outcomes |",
-            "|---|---|---|---|---|---|",
-        ]
-        for side, runs in raw["parts"]["suite"]["detail"].items():
-            for r in runs:
-                lines.append(
-                    f"| {side} | {r['rep'] + 1} {r['temp']} | {r['wall']} | "
-                    f"{r['case_seconds']} | {r.get('import_seconds', '')} | "
-                    f"{r['outcomes']} |"
-                )
+        lines += _suite_markdown(raw["parts"]["suite"])
     if "matrix" in raw["parts"]:
         lines += _matrix_markdown(raw["parts"]["matrix"]["rows"], summary["matrix"])
     return "\n".join(lines) + "\n"
@@ -508,7 +523,10 @@ def _gb(n: float) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
 
 
-def main(argv=None) -> int:
+PARTS = ("env", "startup", "suite", "rerun", "matrix")
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="benchmarks/bench.py",
         description=__doc__,
@@ -537,20 +555,63 @@ def main(argv=None) -> int:
         default=ROOT / ".bench",
         help="work folder on the same disk as uv's cache (default .bench/)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _checked(parser: argparse.ArgumentParser, args) -> tuple[list[str], list[str]]:
+    """(parts, releases) of a command line, or the parser's error naming the bad one."""
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    known = ("env", "startup", "suite", "rerun", "matrix")
-    unknown = set(parts) - set(known)
+    unknown = set(parts) - set(PARTS)
     if unknown:
-        parser.error(f"unknown part(s) {sorted(unknown)}; choose from {', '.join(known)}")
-    keys = [k.strip() for k in (args.releases or "").split(",") if k.strip()] or [
-        k for k, r in RELEASES.items() if not r.is_nightly
-    ]
+        parser.error(f"unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    keys = [k.strip() for k in (args.releases or "").split(",") if k.strip()] or list(RELEASED)
     bad = [k for k in keys if k not in RELEASES]
     if bad:
         parser.error(f"--releases: unknown {bad}; choose from {', '.join(RELEASES)}")
     if args.reps < 1:
         parser.error("--reps must be at least 1")
+    return parts, keys
+
+
+def _run_parts(raw: dict, parts: list[str], keys: list[str], args, scratch: Path) -> None:
+    """Measure each asked-for part in turn, saving each as it ends."""
+    release = RELEASES[args.release]
+    progress = args.scratch / "bench-progress.json"
+    measures = {
+        "env": ("env: project (uv) vs venv + pip, cold and warm", bench_env),
+        "startup": (
+            "startup: bytecode at install or not; the variable set or unset",
+            bench_startup,
+        ),
+        "suite": ("suite: project session vs upstream's sequential loop", bench_suite),
+    }
+    envdir = None
+    for part in [p for p in PARTS if p in parts]:
+        raw["current"] = part
+        if part in measures:
+            print(measures[part][0], flush=True)
+            raw["parts"][part] = measures[part][1](release, args.reps, scratch)
+            if part == "suite":
+                envdir = Path(raw["parts"]["suite"].pop("envdir"))
+        elif part == "rerun":
+            print("rerun: one case with nox -R", flush=True)
+            if envdir is None:
+                envdir = scratch / "suite-envs"
+                _install_only(envdir, release.session("cpu"), {"CONVBN_TORCH_INDEX": "default"})
+            raw["parts"]["rerun"] = bench_rerun(release, args.reps, scratch, envdir)
+        else:
+            print(f"matrix: {len(keys)} releases, cold then warm, one by one", flush=True)
+            raw["parts"]["matrix"] = bench_matrix(
+                [RELEASES[k] for k in keys], scratch, args.scratch / MATRIX_PROGRESS
+            )
+            continue
+        _save_progress({k: v for k, v in raw.items() if k != "current"}, progress)
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    parts, keys = _checked(parser, args)
     release = RELEASES[args.release]
     args.scratch.mkdir(parents=True, exist_ok=True)
     raw = {
@@ -564,55 +625,24 @@ def main(argv=None) -> int:
         "requested": parts,
         "parts": {},
     }
-    progress = args.scratch / "bench-progress.json"
     if args.from_progress:
         return _write_record(_from_progress(args.scratch), args.record)
     # An older run's rows must not join this run's record if it is stopped.
     (args.scratch / MATRIX_PROGRESS).unlink(missing_ok=True)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does
-    part = ""
     try:
         with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
-            scratch = Path(tmp)
-            if "env" in parts:
-                part = "env"
-                print("env: project (uv) vs venv + pip, cold and warm", flush=True)
-                raw["parts"]["env"] = bench_env(release, args.reps, scratch)
-                _save_progress(raw, progress)
-            if "startup" in parts:
-                part = "startup"
-                print("startup: bytecode at install or not; the variable set or unset", flush=True)
-                raw["parts"]["startup"] = bench_startup(release, args.reps, scratch)
-                _save_progress(raw, progress)
-            envdir = None
-            if "suite" in parts:
-                part = "suite"
-                print("suite: project session vs upstream's sequential loop", flush=True)
-                raw["parts"]["suite"] = bench_suite(release, args.reps, scratch)
-                envdir = Path(raw["parts"]["suite"].pop("envdir"))
-                _save_progress(raw, progress)
-            if "rerun" in parts:
-                part = "rerun"
-                print("rerun: one case with nox -R", flush=True)
-                if envdir is None:
-                    envdir = scratch / "suite-envs"
-                    _install_only(envdir, release.session("cpu"), {"CONVBN_TORCH_INDEX": "default"})
-                raw["parts"]["rerun"] = bench_rerun(release, args.reps, scratch, envdir)
-                _save_progress(raw, progress)
-            if "matrix" in parts:
-                part = "matrix"
-                print(f"matrix: {len(keys)} releases, cold then warm, one by one", flush=True)
-                raw["parts"]["matrix"] = bench_matrix(
-                    [RELEASES[k] for k in keys], scratch, args.scratch / MATRIX_PROGRESS
-                )
+            _run_parts(raw, parts, keys, args, Path(tmp))
     except KeyboardInterrupt:
         # Keep what was measured: the parts that ended, and the matrix's finished rows.
+        part = raw.pop("current", "")
         raw = _from_progress(args.scratch, raw)
         print(f"interrupted during the {part} part; recording what ended", file=sys.stderr)
         _write_record(raw, args.record)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+    raw.pop("current", None)
     return _write_record(raw, args.record)
 
 

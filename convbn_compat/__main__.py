@@ -220,7 +220,7 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convbn-compat",
         description=DESCRIPTION,
@@ -296,7 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--releases", metavar="X.Y,X.Y", help="only these releases")
     rep.add_argument("-o", "--output", type=Path, help="write a Markdown table here")
     rep.set_defaults(func=_replay)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -1,6 +1,6 @@
-"""The sensitivity catalogue against the installed torch's pass: where each mutation
-applies, and that every mutant is still valid Python (a syntax error would be "caught"
-by any suite, and measure nothing)."""
+"""The sensitivity catalogue against the installed torch's pass: each mutation applies
+exactly where the release has the path it targets, and every mutant is still valid
+Python (a syntax error would be "caught" by any suite, and measure nothing)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("torch")
 
+from convbn_compat.shim import paths
 from convbn_compat.tools.sensitivity import (
     COUNT_ONLY,
     FOLD,
@@ -17,21 +18,28 @@ from convbn_compat.tools.sensitivity import (
     LAYOUT,
     MUTATIONS,
     NEVER,
+    TRANSFORMS,
     apply,
     pass_source,
 )
 
 
-def test_catalogue_covers_every_fault_class():
+def test_catalogue_covers_every_fault_class_on_every_path():
     assert {m.fault_class for m in MUTATIONS} == {FOLD, LAYOUT, GUARD, NEVER, COUNT_ONLY}
     assert len({m.id for m in MUTATIONS}) == len(MUTATIONS)
+    for path in TRANSFORMS:
+        hitting = {m.fault_class for m in MUTATIONS if path in m.paths}
+        assert hitting == {FOLD, LAYOUT, GUARD, NEVER, COUNT_ONLY}, path
 
 
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda m: m.id)
-def test_mutation_applies_to_this_release_and_parses(mutation):
+def test_mutation_applies_where_the_release_has_its_path_and_parses(mutation):
     source = pass_source().read_text()
     mutated = apply(mutation, source)
-    # Every fault class exists in every release with the pass (2.2 and later).
+    have = {p.value for p in paths.available()}
+    if not set(mutation.paths) & have:
+        assert mutated is None, f"{mutation.id} applies, but this release lacks {mutation.paths}"
+        return
     assert mutated is not None, f"{mutation.id} matches nothing in {pass_source()}"
     assert mutated != source
     ast.parse(mutated)

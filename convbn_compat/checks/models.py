@@ -79,11 +79,18 @@ def conv_bn(variant: str = "plain", **conv_kwargs):
         def __init__(self):
             super().__init__()
             self.conv = nn.Conv2d(in_ch, 16, **conv_kwargs)
-            self.bn = nn.BatchNorm2d(16)
+            # bn-nostats: a BatchNorm that normalises with batch statistics even in eval.
+            self.bn = nn.BatchNorm2d(16, track_running_stats=variant != "bn-nostats")
             randomize_bn(self.bn, 0, wide=False)
+            # bn-after-relu: a module between them, so the module path meets a module
+            # call that is no conv (and the other paths a ReLU call).
+            self.relu = nn.ReLU()
 
         def forward(self, x):
             y = self.conv(x)
+            if variant == "bn-after-relu":
+                # The BatchNorm's input is not a conv: nothing for the pass to fold.
+                return self.bn(self.relu(y))
             if variant == "conv-multiuser":
                 # The conv output feeds BN and the sum: the pass must leave it alone.
                 return self.bn(y) + y

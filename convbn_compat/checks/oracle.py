@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ..core.generated import Example
-from ..core.outcomes import Blame, Outcome, classify
-from ..shim import devices, inductor, tracing
+from ..core.outcomes import Blame, Outcome, Unsupported, classify
+from ..shim import devices, inductor, paths, tracing
 from .judging import (
     LOW_PRECISION,
     Tolerance,
@@ -48,10 +48,14 @@ class Observation:
     max_abs_error: float | None = None
     message: str = ""
     exception: str | None = None
+    path: str | None = None
+    """The pass's path in the graph it saw (``shim.paths.describe``)."""
+    eager_refused: bool = False
 
     @property
     def invalid(self) -> bool:
-        return self.outcome is Outcome.UNSUPPORTED
+        """Eager refused the model: not a test of the pass at all."""
+        return self.eager_refused
 
     def summary(self) -> str:
         """``fused``, ``wrong-result: <why>``: what a record keeps of the flag-off run."""
@@ -77,6 +81,7 @@ class Verdict:
     message_off: str = ""
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    path: str | None = None
 
 
 def root_cause(exc: BaseException) -> BaseException:
@@ -180,7 +185,7 @@ def observe(ex: Example, device: str, *, pass_on: bool) -> Observation:
     run = _Run(ex, device)
     refused = run.eager()
     if refused:  # an example eager refuses tests nothing
-        return Observation(Outcome.UNSUPPORTED, message=refused)
+        return Observation(Outcome.UNSUPPORTED, message=refused, eager_refused=True)
     compiled_model = run.compiled_model
     compiled_weight = first_weight(compiled_model)  # before a trace renames it
     obs = Observation()
@@ -189,6 +194,8 @@ def observe(ex: Example, device: str, *, pass_on: bool) -> Observation:
             stack.enter_context(inductor.pass_enabled(pass_on and ex.control != "flagoff"))
             stack.enter_context(inductor.freezing(ex.control == "freezing"))
             stack.enter_context(run.context())
+            route = "module" if ex.inline else "noinline"
+            stack.enter_context(paths.route(route))
             inductor.reset_compiler()
             if ex.call == "decomposed":
                 compiled_model = tracing.pre_dispatch_trace(compiled_model, run.batches[0])
@@ -197,6 +204,8 @@ def observe(ex: Example, device: str, *, pass_on: bool) -> Observation:
             with inductor.count_fires() as fires:
                 outs = [compiled(b) for b in run.batches]
             obs.fires, obs.in_graph = fires.counter, fires.in_graph
+            obs.path = paths.describe(fires.paths)
+            paths.check_reached(route, fires.paths)
             if fires.in_running_graphs is not None and fires.attempts > fires.finished:
                 # Dynamo abandoned a compile and retried (2.10+, dynamic shapes: restart
                 # analysis); the pass rewrote both. Judge the graphs that run.
@@ -211,6 +220,8 @@ def observe(ex: Example, device: str, *, pass_on: bool) -> Observation:
             obs.outcome, obs.message = classify(
                 correct=ok, fires=obs.fires, expected=expected, rewrites=obs.in_graph, wrong=msg
             )
+    except Unsupported as exc:  # the release lacks a way in the example needs
+        obs.outcome, obs.message = Outcome.UNSUPPORTED, str(exc)
     except Exception as exc:
         cause = root_cause(exc)
         obs.outcome, obs.exception = Outcome.ERROR, type(cause).__name__
@@ -255,4 +266,5 @@ def judge(ex: Example, device: str = "cpu") -> Verdict:
         message_off="" if off is None else off.summary(),
         seconds=round(time.perf_counter() - started, 3),
         warnings=warning_lines(caught),
+        path=on.path,
     )

@@ -51,10 +51,15 @@ class Case:
     """The builder's keyword arguments, as (name, value) pairs."""
     subset: str = UPSTREAM
     graph: str = "module"
-    """module: Dynamo traces the nn.Module; decomposed: pre-dispatch make_fx first."""
+    """The route to Inductor (``shim.paths.ROUTES``): module (``torch.compile``, the
+    release's default path), decomposed (pre-dispatch make_fx first: the aten path),
+    fxtrace (``symbolic_trace`` + ``compile_fx``: the module path on every release),
+    noinline (``torch.compile`` with inlining off: the module path where honoured)."""
     syncbn: bool = False
     pass_enabled: bool = True
     train: bool = False
+    freezing: bool = False
+    """Inductor's freezing flag on (the pass's guard reads it), grad left on."""
     dtype: str = "float32"
     channels_last: bool = False
     devices: tuple[str, ...] = ("cpu", "cuda")
@@ -89,6 +94,38 @@ def _upstream_cases() -> tuple[Case, ...]:
     return tuple(cases)
 
 
+ROUTES = ("module", "decomposed", "fxtrace", "noinline")
+"""Every route to Inductor (``shim.paths.ROUTES``, named here for a torch-free table)."""
+NEW_ROUTES = ("fxtrace", "noinline")
+"""The routes that reach the module path on releases that inline by default."""
+
+
+CONTROLS = (
+    ("Control-passoff", _model("convbn"), {"pass_enabled": False}, "flag off"),
+    ("Control-trainbn", _model("convbn"), {"train": True}, "BatchNorm in training mode"),
+    (
+        "Control-convmultiuser",
+        _model("convbn", variant="conv-multiuser"),
+        {},
+        "the conv output has a second user",
+    ),
+    ("Control-freezing", _model("convbn"), {"freezing": True}, "Inductor's freezing on"),
+    (
+        "Control-bnnostats",
+        _model("convbn", variant="bn-nostats"),
+        {},
+        "BatchNorm without running statistics (track_running_stats=False)",
+    ),
+    (
+        "Control-notconv",
+        _model("convbn", variant="bn-after-relu"),
+        {},
+        "the BatchNorm's input is a ReLU, not a conv",
+    ),
+)
+"""(name, model, case fields, the guard): where the pass must stay away."""
+
+
 def _extended_cases() -> tuple[Case, ...]:
     cases = []
     graphs = ("module", "decomposed")
@@ -101,27 +138,11 @@ def _extended_cases() -> tuple[Case, ...]:
                 )
             )
 
-    # Controls upstream's test lacks: where the pass must not fire, output still equals eager.
-    add(
-        "Control-passoff",
-        0,
-        _model("convbn"),
-        pass_enabled=False,
-        about="flag off: the pass must not fire",
-    )
-    add(
-        "Control-trainbn",
-        0,
-        _model("convbn"),
-        train=True,
-        about="BatchNorm in training mode: the pass must not fire",
-    )
-    add(
-        "Control-convmultiuser",
-        0,
-        _model("convbn", variant="conv-multiuser"),
-        about="the conv output has a second user: the pass must not fire",
-    )
+    # Controls upstream's test lacks: where the pass must not fire, output still equals
+    # eager. One per guard of the pass, each on every route, so that each of the pass's
+    # paths (module, aten, functional) meets every guard on every release that has it.
+    for name, model, kw, about in CONTROLS:
+        add(name, 0, model, graphs=ROUTES, about=f"{about}: the pass must stay away", **kw)
     # Conv configurations beyond upstream's kernel 3, stride 2, NCHW float32.
     add("Config-groups", 1, _model("convbn", groups=4))
     add("Config-dilation", 1, _model("convbn", dilation=2))
@@ -133,7 +154,7 @@ def _extended_cases() -> tuple[Case, ...]:
     # Upstream's ConvOp for every layer, with BatchNorm state far from the identity:
     # upstream's fresh BN would let a fold with a wrong term, or a transposed conv
     # scaled along the wrong dimension, still match eager.
-    for layer, graph in itertools.product(LAYERS, graphs):
+    for layer, graph in itertools.product(LAYERS, ROUTES):
         cases.append(
             Case(
                 f"Stats-ConvOp-bias-{layer}-bn-{graph}",
@@ -174,7 +195,7 @@ def generated_case(example_id: str, subset: str = GENERATED, about: str = "", li
         ex.id,
         ex.expected_fires,
         subset=subset,
-        graph="decomposed" if ex.call == "decomposed" else "module",
+        graph="decomposed" if ex.call == "decomposed" else "module" if ex.inline else "noinline",
         pass_enabled=ex.control != "flagoff",
         train=ex.control == "train",
         dtype=ex.dtype,
@@ -220,6 +241,16 @@ _FOUND = (
     (
         "Gen-Linear-decomposed-c1x2-x1x2x1",
         "Linear on a 3-D input, traced to a pre-dispatch graph",
+        (),
+    ),
+    (
+        "Gen-ConvTranspose1d-module-c2x2-k1-g2-x1x2x1-noinline",
+        "ConvTranspose with groups > 1, module path with Dynamo's inlining off",
+        (),
+    ),
+    (
+        "Gen-Linear-module-c1x2-x1x2x1-noinline",
+        "Linear on a 3-D input, module path with Dynamo's inlining off",
         (),
     ),
     (

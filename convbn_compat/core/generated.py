@@ -43,6 +43,7 @@ CALLS = (
     "decomposed",  # the module call, traced to a pre-dispatch aten graph first
 )
 FUNCTIONAL_CALLS = ("fpos", "fkw", "fallkw", "fmixed")
+MODULE_CALLS = ("module", "modulekw")
 # Functional BatchNorm: non-default arguments by position, by keyword, or all 8 by position.
 BN_FORMS = ("pos", "kw", "all")
 CONTROLS = ("none", "flagoff", "train", "freezing")
@@ -95,6 +96,9 @@ class Example:
     control: str = "none"
     backward: bool = False
     stats_seed: int = 0
+    inline: bool = True
+    """Dynamo inlines built-in modules (its default from 2.5); off, a module call style
+    reaches the pass's module path where the release honours the switch."""
 
     # -- derived facts -------------------------------------------------------------
 
@@ -164,27 +168,25 @@ def _uniform(values: tuple[int, ...], default: int) -> str | None:
     return str(values[0]) if len(set(values)) == 1 else _ints(values)
 
 
-def _encode(ex: Example) -> str:
-    parts = [PREFIX, ex.layer, ex.call, f"c{ex.in_ch}x{ex.out_ch}"]
-    if ex.dims:
-        parts.append(f"k{_uniform(ex.kernel, -1)}")
-        for tag, values, default in (("s", ex.stride, 1), ("d", ex.dilation, 1)):
-            text = _uniform(values, default)
-            if text:
-                parts.append(f"{tag}{text}")
-        if isinstance(ex.padding, str):
-            parts.append(f"p{ex.padding}")
-        elif _uniform(ex.padding, 0):
-            parts.append(f"p{_uniform(ex.padding, 0)}")
-        if _uniform(ex.output_padding, 0):
-            parts.append(f"op{_uniform(ex.output_padding, 0)}")
-    if ex.groups != 1:
-        parts.append(f"g{ex.groups}")
-    if not ex.bias:
-        parts.append("nobias")
-    if ex.padding_mode != "zeros":
-        parts.append(f"pm{ex.padding_mode}")
-    parts.append(f"x{_ints(ex.input_shape)}")
+def _conv_tokens(ex: Example) -> list[str]:
+    """Kernel, stride, dilation, padding and output padding, where not the default."""
+    parts = [f"k{_uniform(ex.kernel, -1)}"]
+    for tag, values, default in (("s", ex.stride, 1), ("d", ex.dilation, 1)):
+        text = _uniform(values, default)
+        if text:
+            parts.append(f"{tag}{text}")
+    if isinstance(ex.padding, str):
+        parts.append(f"p{ex.padding}")
+    elif _uniform(ex.padding, 0):
+        parts.append(f"p{_uniform(ex.padding, 0)}")
+    if _uniform(ex.output_padding, 0):
+        parts.append(f"op{_uniform(ex.output_padding, 0)}")
+    return parts
+
+
+def _bn_tokens(ex: Example) -> list[str]:
+    """The BatchNorm's variations from a default ``BatchNorm(C)`` called by position."""
+    parts = []
     if not ex.bn_affine:
         parts.append("bnnoaffine")
     if not ex.bn_track:
@@ -195,14 +197,19 @@ def _encode(ex: Example) -> str:
         parts.append(f"mom{'none' if ex.bn_momentum is None else ex.bn_momentum}")
     if ex.bn_form != "pos":
         parts.append(f"bn{ex.bn_form}")
-    if ex.dtype != "float32":
-        parts.append(ex.dtype)
+    return parts
+
+
+def _run_tokens(ex: Example) -> list[str]:
+    """How the model runs: dtype, flags, pairs, control and the statistics' seed."""
+    parts = [] if ex.dtype == "float32" else [ex.dtype]
     flags = (
         ("autocast", ex.autocast),
         ("cl", ex.channels_last),
         ("dyn", ex.dynamic),
         ("user", ex.extra_user),
         ("bwd", ex.backward),
+        ("noinline", not ex.inline),
     )
     parts += [name for name, on in flags if on]
     if ex.pairs != 1:
@@ -211,7 +218,21 @@ def _encode(ex: Example) -> str:
         parts.append(ex.control)
     if ex.stats_seed:
         parts.append(f"seed{ex.stats_seed}")
-    return "-".join(parts)
+    return parts
+
+
+def _encode(ex: Example) -> str:
+    parts = [PREFIX, ex.layer, ex.call, f"c{ex.in_ch}x{ex.out_ch}"]
+    if ex.dims:
+        parts += _conv_tokens(ex)
+    layer_options = (
+        (ex.groups != 1, f"g{ex.groups}"),
+        (not ex.bias, "nobias"),
+        (ex.padding_mode != "zeros", f"pm{ex.padding_mode}"),
+    )
+    parts += [token for differs, token in layer_options if differs]
+    parts.append(f"x{_ints(ex.input_shape)}")
+    return "-".join(parts + _bn_tokens(ex) + _run_tokens(ex))
 
 
 _TOKENS: list[tuple[re.Pattern, object]] = []
@@ -322,6 +343,11 @@ def _(f, m, dims):
     f[name] = True
 
 
+@_token(r"noinline")
+def _(f, m, dims):
+    f["inline"] = False
+
+
 @_token(r"pairs([0-9]+)")
 def _(f, m, dims):
     f["pairs"] = int(m[1])
@@ -337,8 +363,8 @@ def _(f, m, dims):
     f["stats_seed"] = int(m[1])
 
 
-def _decode(text: str) -> Example:
-    tokens = text.split("-")
+def _head(text: str, tokens: list[str]) -> dict:
+    """Layer, call style and channels: the fields every id starts with."""
     if len(tokens) < 5 or tokens[0] != PREFIX:
         raise IdError(f"{text!r} is not a generated example id (they start {PREFIX}-<layer>-)")
     layer, call, channels = tokens[1:4]
@@ -349,26 +375,33 @@ def _decode(text: str) -> Example:
     m = re.fullmatch(r"c([0-9]+)x([0-9]+)", channels)
     if not m:
         raise IdError(f"{text!r}: expected channels as c<in>x<out>, got {channels!r}")
-    dims = spatial_dims(layer)
-    fields: dict = {"layer": layer, "call": call, "in_ch": int(m[1]), "out_ch": int(m[2])}
+    return {"layer": layer, "call": call, "in_ch": int(m[1]), "out_ch": int(m[2])}
+
+
+def _apply_token(text: str, token: str, fields: dict, dims: int) -> None:
+    for pattern, apply in _TOKENS:
+        match = pattern.match(token)
+        if match:
+            apply(fields, match, dims)
+            return
+    raise IdError(f"{text!r}: unknown part {token!r}")
+
+
+def _decode(text: str) -> Example:
+    tokens = text.split("-")
+    fields = _head(text, tokens)
+    dims = spatial_dims(fields["layer"])
     for token in tokens[4:]:
-        for pattern, apply in _TOKENS:
-            match = pattern.match(token)
-            if match:
-                apply(fields, match, dims)
-                break
-        else:
-            raise IdError(f"{text!r}: unknown part {token!r}")
+        _apply_token(text, token, fields, dims)
     if "input_shape" not in fields:
         raise IdError(f"{text!r}: no input shape (x<N>x<C>x...)")
     if dims:
-        fields.setdefault("stride", (1,) * dims)
-        fields.setdefault("dilation", (1,) * dims)
-        fields.setdefault("padding", (0,) * dims)
-        if is_transposed(layer):
-            fields.setdefault("output_padding", (0,) * dims)
         if "kernel" not in fields:
             raise IdError(f"{text!r}: no kernel (k<size>)")
+        for name, default in (("stride", 1), ("dilation", 1), ("padding", 0)):
+            fields.setdefault(name, (default,) * dims)
+        if is_transposed(fields["layer"]):
+            fields.setdefault("output_padding", (0,) * dims)
     ex = Example(**fields)
     problems = ex.problems()
     if problems:
@@ -392,41 +425,77 @@ def out_size(ex: Example, size: int, d: int) -> int:
 
 
 def _problems(ex: Example) -> list[str]:
-    out: list[str] = []
     if ex.call not in CALLS or ex.layer not in LAYERS or ex.control not in CONTROLS:
         return ["unknown layer, call style or control"]
     if ex.dtype not in DTYPES or ex.bn_form not in BN_FORMS:
         return ["unknown dtype or BatchNorm form"]
-    if ex.in_ch < 1 or ex.out_ch < 1 or ex.groups < 1 or ex.pairs < 1:
-        out.append("channels, groups and pairs must be positive")
-    if ex.in_ch % ex.groups or ex.out_ch % ex.groups:
-        out.append(f"groups {ex.groups} must divide in {ex.in_ch} and out {ex.out_ch}")
-    if ex.pairs > 1 and ex.out_ch % ex.groups:
-        out.append("a chained pair needs out channels divisible by groups")
-    if ex.autocast and ex.dtype != "float32":
-        out.append("autocast runs a float32 model")
-    if ex.channels_last and ex.dims not in (2, 3):
-        out.append("channels_last needs a 4-D or 5-D tensor (Conv2d, Conv3d)")
-    if ex.control == "freezing" and ex.backward:
-        out.append("freezing is for inference; no backward")
-    if ex.padding_mode != "zeros" and (ex.functional or is_transposed(ex.layer) or not ex.dims):
-        out.append("padding_mode other than zeros exists only on Conv modules")
+    out = _general_problems(ex)
     if ex.layer == "Linear":
-        if ex.groups != 1 or ex.kernel or ex.channels_last:
-            out.append("Linear has no groups, kernel or channels_last")
-        if len(ex.input_shape) not in (2, 3) or ex.input_shape[-1] != ex.in_ch:
-            out.append("Linear input is (N, in) or (N, S, in)")
-        if len(ex.input_shape) == 3 and ex.pairs > 1:
-            out.append("a 3-D Linear input chains no second pair")
-        return out
+        return out + _linear_problems(ex)
+    if len(ex.input_shape) != ex.dims + 2 or ex.input_shape[1] != ex.in_ch:
+        return [*out, f"{ex.layer} input is (N, {ex.in_ch}, {ex.dims} spatial dims)"]
+    out += _conv_argument_problems(ex)
+    return out or _size_problems(ex)
+
+
+def _general_problems(ex: Example) -> list[str]:
+    """What no layer allows: channels, groups and pairs that do not fit, options that
+    do not go together."""
+    rules = (
+        (
+            ex.in_ch < 1 or ex.out_ch < 1 or ex.groups < 1 or ex.pairs < 1,
+            "channels, groups and pairs must be positive",
+        ),
+        (
+            ex.groups >= 1 and (ex.in_ch % ex.groups or ex.out_ch % ex.groups),
+            f"groups {ex.groups} must divide in {ex.in_ch} and out {ex.out_ch}",
+        ),
+        (
+            ex.pairs > 1 and ex.groups >= 1 and ex.out_ch % ex.groups,
+            "a chained pair needs out channels divisible by groups",
+        ),
+        (ex.autocast and ex.dtype != "float32", "autocast runs a float32 model"),
+        (
+            ex.channels_last and ex.dims not in (2, 3),
+            "channels_last needs a 4-D or 5-D tensor (Conv2d, Conv3d)",
+        ),
+        (ex.control == "freezing" and ex.backward, "freezing is for inference; no backward"),
+        (
+            not ex.inline and ex.call not in MODULE_CALLS,
+            "inlining is switched off only for module call styles (module, modulekw)",
+        ),
+        (
+            ex.padding_mode != "zeros"
+            and (ex.functional or is_transposed(ex.layer) or not ex.dims),
+            "padding_mode other than zeros exists only on Conv modules",
+        ),
+    )
+    return [why for broken, why in rules if broken]
+
+
+def _linear_problems(ex: Example) -> list[str]:
+    rules = (
+        (
+            ex.groups != 1 or ex.kernel or ex.channels_last,
+            "Linear has no groups, kernel or channels_last",
+        ),
+        (
+            len(ex.input_shape) not in (2, 3) or ex.input_shape[-1] != ex.in_ch,
+            "Linear input is (N, in) or (N, S, in)",
+        ),
+        (len(ex.input_shape) == 3 and ex.pairs > 1, "a 3-D Linear input chains no second pair"),
+    )
+    return [why for broken, why in rules if broken]
+
+
+def _conv_argument_problems(ex: Example) -> list[str]:
+    """Kernel, stride, dilation, padding and output padding: their counts and values."""
     d = ex.dims
-    if len(ex.input_shape) != d + 2 or ex.input_shape[1] != ex.in_ch:
-        out.append(f"{ex.layer} input is (N, {ex.in_ch}, {d} spatial dims)")
-        return out
-    for name in ("kernel", "stride", "dilation"):
-        values = getattr(ex, name)
-        if len(values) != d or min(values) < 1:
-            out.append(f"{name} needs {d} positive values")
+    out = [
+        f"{name} needs {d} positive values"
+        for name in ("kernel", "stride", "dilation")
+        if len(getattr(ex, name)) != d or min(getattr(ex, name)) < 1
+    ]
     if isinstance(ex.padding, str):
         if is_transposed(ex.layer) or ex.padding not in ("same", "valid"):
             out.append("string padding is 'same' or 'valid', and not for transposed convs")
@@ -434,29 +503,31 @@ def _problems(ex: Example) -> list[str]:
             out.append("padding='same' needs stride 1")
     elif len(ex.padding) != d or min(ex.padding) < 0:
         out.append(f"padding needs {d} non-negative values")
-    if is_transposed(ex.layer):
-        if len(ex.output_padding) != d:
-            out.append(f"output_padding needs {d} values")
-        elif any(
-            op < 0 or op >= max(s, dl)
-            for op, s, dl in zip(ex.output_padding, ex.stride, ex.dilation)
-        ):
-            out.append("output_padding must be smaller than stride or dilation")
-    elif ex.output_padding:
-        out.append("output_padding is only for transposed convs")
-    if out:
-        return out
+    if not is_transposed(ex.layer):
+        return out + (["output_padding is only for transposed convs"] if ex.output_padding else [])
+    if len(ex.output_padding) != d:
+        out.append(f"output_padding needs {d} values")
+    elif any(
+        op < 0 or op >= max(s, dl) for op, s, dl in zip(ex.output_padding, ex.stride, ex.dilation)
+    ):
+        out.append("output_padding must be smaller than stride or dilation")
+    return out
+
+
+def _padding_limit(mode: str):
+    """The largest padding a padding mode allows on a dim of size s."""
+    return {"reflect": lambda s: s - 1, "circular": lambda s: s}.get(mode, lambda s: 1 << 30)
+
+
+def _size_problems(ex: Example) -> list[str]:
+    """Every pair's output must be non-empty, and within its padding mode's limits."""
     sizes = list(ex.input_shape[2:])
     for _ in range(ex.pairs):
         if ex.padding_mode != "zeros" and not isinstance(ex.padding, str):
-            limit = {"reflect": lambda s: s - 1, "circular": lambda s: s}.get(
-                ex.padding_mode, lambda s: 1 << 30
-            )
+            limit = _padding_limit(ex.padding_mode)
             if any(p > limit(s) for p, s in zip(ex.padding, sizes)):
-                out.append(f"padding too large for {ex.padding_mode} on size {sizes}")
-                return out
+                return [f"padding too large for {ex.padding_mode} on size {sizes}"]
         sizes = [out_size(ex, s, i) for i, s in enumerate(sizes)]
         if min(sizes) < 1:
-            out.append(f"the layer's output would be empty ({sizes})")
-            return out
-    return out
+            return [f"the layer's output would be empty ({sizes})"]
+    return []

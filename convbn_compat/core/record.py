@@ -67,7 +67,11 @@ class CaseRecord:
     seconds: float | None = 0.0
     """None when the interpreter died in the case."""
     message: str = ""
-    # The harness's: the expectation's cause, warnings seen, pytest's verdict.
+    # Where the pass was met, and the harness's: the expectation's cause, warnings
+    # seen, pytest's verdict.
+    path: str | None = None
+    """The pass's path in the graph it saw: module, aten, functional (joined with + where
+    several), none; None where the release has no hook to look."""
     expectation_reason: str | None = None
     warnings: list[str] | None = None
     status: Status | None = None
@@ -155,6 +159,7 @@ class CaseRecord:
             message_pass_off=verdict.message_off,
             exception=verdict.exception,
             graphs=verdict.graphs,
+            path=verdict.path,
         )
 
     def with_expectation(self, expected, status: Status | None = None) -> CaseRecord:
@@ -193,7 +198,7 @@ class CaseRecord:
 
 def _groups() -> dict[str, tuple[str, ...]]:
     names = [f.name for f in dataclasses.fields(CaseRecord) if f.name != "extra"]
-    bounds = {"core": "id", "harness": "expectation_reason", "generated": "blame"}
+    bounds = {"core": "id", "harness": "path", "generated": "blame"}
     bounds |= {"fuzz": "signature", "reach": "entry"}
     starts = [names.index(first) for first in bounds.values()] + [len(names)]
     return {g: tuple(names[a:b]) for g, a, b in zip(bounds, starts, starts[1:])}

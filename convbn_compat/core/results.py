@@ -324,6 +324,11 @@ def _check_header(path: Path, data: dict) -> None:
         )
     if not isinstance(data["cases"], list):
         raise ConfigError(f"{where}: 'cases' is not a list; regenerate it")
+    _check_identity(where, data)
+
+
+def _check_identity(where: str, data: dict) -> None:
+    """The run's kind, release and flavour: words this version knows."""
     kind = data.get("kind", "tests")
     if kind not in KINDS:
         raise ConfigError(f"{where}: 'kind' is {kind!r}; choose one of: {', '.join(KINDS)}")

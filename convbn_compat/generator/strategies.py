@@ -15,6 +15,7 @@ from ..core.generated import (
     CALLS,
     CONTROLS,
     LAYERS,
+    MODULE_CALLS,
     PADDING_MODES,
     Example,
     is_transposed,
@@ -97,6 +98,52 @@ def _min_input(fields: dict, dims: int, pairs: int) -> int:
 MAX_SIZE = 24  # spatial sizes stay small: a Conv3d input is at most 3 x 12 x 30^3
 
 
+def _shape(draw, fields: dict, dims: int, pairs: int, batch: int) -> tuple[tuple, int]:
+    """(input shape, pairs): a spatial size every pair's output fits, fewer pairs (or no
+    padding mode) where none up to MAX_SIZE does; for Linear, sometimes a 3-D input."""
+    in_ch = fields["in_ch"]
+    if not dims:
+        rank3 = _rarely(draw, 3)
+        if rank3:
+            return (batch, draw(st.integers(1, 5)), in_ch), 1
+        return (batch, in_ch), pairs
+    smallest = _min_input(fields, dims, pairs)
+    while smallest > MAX_SIZE and pairs > 1:
+        # Each pair shrinks (or grows) the map again; fewer pairs keep it small.
+        pairs -= 1
+        smallest = _min_input(fields, dims, pairs)
+    if smallest > MAX_SIZE:  # even one pair cannot fit: drop the padding mode
+        fields["padding_mode"] = "zeros"
+        smallest = _min_input(fields, dims, pairs)
+    spatial = [draw(st.integers(smallest, smallest + 6)) for _ in range(dims)]
+    return (batch, in_ch, *spatial), pairs
+
+
+def _batchnorm(draw, functional: bool) -> dict:
+    fields = {
+        "bn_affine": not _rarely(draw, 4),
+        "bn_track": not _rarely(draw, 6),
+        "bn_eps": draw(st.sampled_from((1e-5, 1e-3, 0.1))),
+        "bn_momentum": draw(st.sampled_from((0.1, 0.5, None))),
+    }
+    if functional:
+        fields["bn_form"] = draw(st.sampled_from(BN_FORMS))
+    return fields
+
+
+def _how_it_runs(draw, device: str, dims: int) -> dict:
+    """dtype, autocast, memory format, dynamic shapes, an extra user, the control."""
+    fields = {"dtype": draw(st.sampled_from(CPU_DTYPES if device == "cpu" else CUDA_DTYPES))}
+    if device == "cuda" and fields["dtype"] == "float32":
+        fields["autocast"] = _rarely(draw, 3)
+    if dims in (2, 3):
+        fields["channels_last"] = _rarely(draw, 3)
+    fields["dynamic"] = _rarely(draw, 4)
+    fields["extra_user"] = _rarely(draw, 5)
+    fields["control"] = draw(st.sampled_from(CONTROLS[:1] * 9 + CONTROLS[1:]))
+    return fields
+
+
 @st.composite
 def examples(draw, device: str = "cpu", layers: tuple[str, ...] = LAYERS) -> Example:
     """One valid layer -> BatchNorm model for ``device`` ('cpu' or 'cuda')."""
@@ -112,37 +159,9 @@ def examples(draw, device: str = "cpu", layers: tuple[str, ...] = LAYERS) -> Exa
     batch = draw(st.integers(1, 3))
     if dims:
         fields.update(draw(_conv_args(layer, functional)))
-        smallest = _min_input(fields, dims, pairs)
-        while smallest > MAX_SIZE and pairs > 1:
-            # Each pair shrinks (or grows) the map again; fewer pairs keep it small.
-            pairs -= 1
-            smallest = _min_input(fields, dims, pairs)
-        if smallest > MAX_SIZE:  # even one pair cannot fit: drop the padding mode
-            fields["padding_mode"] = "zeros"
-            smallest = _min_input(fields, dims, pairs)
-        spatial = [draw(st.integers(smallest, smallest + 6)) for _ in range(dims)]
-        shape = (batch, in_ch, *spatial)
-    else:
-        rank3 = _rarely(draw, 3)
-        pairs = 1 if rank3 else pairs
-        shape = (batch, draw(st.integers(1, 5)), in_ch) if rank3 else (batch, in_ch)
-    fields["input_shape"] = shape
-    fields["pairs"] = pairs
-    fields["bn_affine"] = not _rarely(draw, 4)
-    fields["bn_track"] = not _rarely(draw, 6)
-    fields["bn_eps"] = draw(st.sampled_from((1e-5, 1e-3, 0.1)))
-    fields["bn_momentum"] = draw(st.sampled_from((0.1, 0.5, None)))
-    if functional:
-        fields["bn_form"] = draw(st.sampled_from(BN_FORMS))
-    dtypes = CPU_DTYPES if device == "cpu" else CUDA_DTYPES
-    fields["dtype"] = draw(st.sampled_from(dtypes))
-    if device == "cuda" and fields["dtype"] == "float32":
-        fields["autocast"] = _rarely(draw, 3)
-    if dims in (2, 3):
-        fields["channels_last"] = _rarely(draw, 3)
-    fields["dynamic"] = _rarely(draw, 4)
-    fields["extra_user"] = _rarely(draw, 5)
-    fields["control"] = draw(st.sampled_from(CONTROLS[:1] * 9 + CONTROLS[1:]))
+    fields["input_shape"], fields["pairs"] = _shape(draw, fields, dims, pairs, batch)
+    fields.update(_batchnorm(draw, functional))
+    fields.update(_how_it_runs(draw, device, dims))
     if call == "decomposed" and fields["control"] == "train" and fields["bn_momentum"] is None:
         # A cumulative average divides by num_batches_tracked, a value make_fx cannot
         # read while it traces ("trying to get value out of a tracing tensor"): no model
@@ -151,10 +170,14 @@ def examples(draw, device: str = "cpu", layers: tuple[str, ...] = LAYERS) -> Exa
     if fields["control"] == "train" or not fields["bn_track"]:
         # BatchNorm on batch statistics needs more than one value per channel: eager
         # refuses a batch of one on a 1x1 map ("Expected more than 1 value per channel").
+        shape = fields["input_shape"]
         fields["input_shape"] = (max(2, shape[0]), *shape[1:])
     if fields["control"] != "freezing":
         fields["backward"] = _rarely(draw, 3)
     fields["stats_seed"] = draw(st.integers(0, 3))
+    if call in MODULE_CALLS:
+        # Last, so that the draws before it make the examples they made before it came.
+        fields["inline"] = not _rarely(draw, 4)
     example = Example(**fields)
     problems = example.problems()
     # The strategy only builds valid examples; a problem here is a bug of the strategy.

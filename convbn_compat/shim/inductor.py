@@ -83,6 +83,8 @@ class FireCount:
         """Rewrites found in each pre-grad graph, in compile order (None: no hook)."""
         self.per_graph_running: list[int] = []
         """The same, for the graphs whose compiles finished."""
+        self.paths = None
+        """The pass's paths in the graphs it saw (``paths.paths_in``), None without a hook."""
         self.attempts = 0
         self.finished = 0
         """AOTAutograd compiles begun and finished in the block. Dynamo abandons a
@@ -151,9 +153,14 @@ class _Observer:
         self.count = 0
         self.per_graph: list[int] = []
         self.finished_before: list[int] = []
+        self.paths: set = set()
 
     def __call__(self, graph) -> None:
-        found = _count_replacements(getattr(graph, "graph", graph))
+        from .paths import paths_in
+
+        graph = getattr(graph, "graph", graph)
+        found = _count_replacements(graph)
+        self.paths |= paths_in(graph)
         self.count += found
         self.per_graph.append(found)
         self.finished_before.append(_finished_compiles())
@@ -172,9 +179,7 @@ class _Observer:
         return {}
 
     def __setstate__(self, state: dict) -> None:
-        self.count = 0
-        self.per_graph = []
-        self.finished_before = []
+        self.__init__()
 
 
 _OBSERVER_CLASS: type | None = None
@@ -217,6 +222,7 @@ def count_fires() -> Iterator[FireCount]:
             result.counter = after - before if after >= before else -1
             result.in_graph = None if observer is None else observer.count
             result.per_graph = None if observer is None else observer.per_graph
+            result.paths = None if observer is None else observer.paths
             if observer is not None:
                 result.per_graph_running = observer.running(_finished_compiles())
             result.attempts = counters["aot_autograd"]["total"] - aot_before[0]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from ..core.outcomes import Unsupported
 
-__all__ = ["inline_inbuilt_nn_modules", "pre_dispatch_trace"]
+__all__ = ["fx_compile", "inline_inbuilt_nn_modules", "pre_dispatch_trace"]
 
 
 @contextlib.contextmanager
@@ -44,3 +44,15 @@ def pre_dispatch_trace(module, *example_inputs):
 
     with enable_python_dispatcher():
         return make_fx(module, pre_dispatch=True)(*example_inputs)
+
+
+def fx_compile(module, *example_inputs):
+    """``torch.fx.symbolic_trace`` the module, then hand the graph to Inductor's
+    ``compile_fx``, as frameworks that trace with FX do: the graph keeps its modules as
+    ``call_module`` nodes, so the pass's module path is what it meets, on every release.
+    Returns a callable of the module's inputs."""
+    import torch.fx
+    from torch._inductor.compile_fx import compile_fx
+
+    graph_module = torch.fx.symbolic_trace(module)
+    return compile_fx(graph_module, list(example_inputs))

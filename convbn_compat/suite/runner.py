@@ -24,7 +24,7 @@ from ..core import generated
 from ..core.cases import Case
 from ..core.outcomes import Outcome, Unsupported, classify
 from ..core.record import CaseRecord
-from ..shim import devices, inductor, tracing
+from ..shim import devices, inductor, paths, tracing
 
 __all__ = ["run_case"]
 
@@ -72,21 +72,36 @@ def _upstream_checks(case: Case, tf32: bool, mod_eager, mod_compiled, compiled, 
     return ok, errors, msg
 
 
+def _compile(route: str, mod_compiled, inp):
+    """Hand the model to Inductor by the case's route (``shim.paths``)."""
+    if route == "fxtrace":
+        return tracing.fx_compile(mod_compiled, inp)  # compiles here, not at the first call
+    if route == "decomposed":
+        return torch.compile(tracing.pre_dispatch_trace(mod_compiled, inp))
+    return torch.compile(mod_compiled)
+
+
 def _run(case: Case, device: str, tf32: bool, seed: int, result: CaseRecord) -> None:
     with contextlib.ExitStack() as stack:
         stack.enter_context(inductor.pass_enabled(case.pass_enabled))
+        if case.freezing:
+            # The flag alone, grad left on: the pass's guard reads only the flag. Under
+            # no_grad (where Inductor really freezes) its own fuse_conv_bn folds
+            # module-call pairs before this pass runs, so no guard would be met there.
+            stack.enter_context(inductor.freezing(True))
         if device != "cpu":
             stack.enter_context(devices.tf32(tf32))
+        stack.enter_context(paths.route(case.graph))
         torch.manual_seed(seed)
         mod_eager, mod_compiled, inp = _models(case, device)
         inductor.reset_compiler()
-        if case.graph == "decomposed":
-            mod_compiled = tracing.pre_dispatch_trace(mod_compiled, inp)
-        compiled = torch.compile(mod_compiled)
         with inductor.count_fires() as fires:
+            compiled = _compile(case.graph, mod_compiled, inp)
             ok, errors, msg = _upstream_checks(case, tf32, mod_eager, mod_compiled, compiled, inp)
+    result.path = paths.describe(fires.paths)
     result.fire_count = fires.counter
     result.graph_rewrites = fires.in_graph
+    paths.check_reached(case.graph, fires.paths)
     known = [e for e in errors if e is not None]
     result.max_abs_error = max(known) if len(known) == len(errors) else None
     result.outcome, result.message = classify(

@@ -115,6 +115,53 @@ def _reset_peak_rss() -> None:
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
 
 
+def _memory_cuda(run, model, x) -> dict:
+    """Peak CUDA memory of one step, as pytorch#108757 read it, and what the forward
+    leaves allocated for the backward."""
+    import torch
+
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    out = run(x)
+    held = torch.cuda.memory_allocated() - base
+    out.sum().backward()
+    torch.cuda.synchronize()
+    model.zero_grad(set_to_none=True)
+    return {
+        "peak_bytes": torch.cuda.max_memory_allocated(),
+        "peak_step_bytes": torch.cuda.max_memory_allocated() - base,
+        "held_for_backward_bytes": held,
+    }
+
+
+def _memory_cpu(run, model, x) -> dict:
+    """The resident set's peak over one step, and what the forward leaves resident,
+    both above the level before the step."""
+    _reset_peak_rss()
+    base = _status_kb("VmRSS")
+    out = run(x)
+    held = _status_kb("VmRSS") - base
+    out.sum().backward()
+    peak = _status_kb("VmHWM") - base
+    model.zero_grad(set_to_none=True)
+    return {"peak_step_bytes": peak * 1024, "held_for_backward_bytes": held * 1024}
+
+
+def _step_times(step, sync, steps: int) -> dict:
+    times = []
+    for _ in range(steps):
+        sync()
+        t = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - t)
+    return {
+        "step_s": round(statistics.median(times), 4),
+        "step_s_all": [round(t, 4) for t in times],
+    }
+
+
 def measure(config: str, model_name: str, device: str) -> dict:
     """One configuration, in this process: compile, warm up, then measure."""
     import torch
@@ -147,39 +194,8 @@ def measure(config: str, model_name: str, device: str) -> dict:
         sync()
         record = {"config": config, "compile_s": round(compile_s, 2)}
         gc.collect()
-        if cuda:
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-            out = run(x)
-            held = torch.cuda.memory_allocated() - base
-            out.sum().backward()
-            sync()
-            record["peak_bytes"] = torch.cuda.max_memory_allocated()
-            record["peak_step_bytes"] = torch.cuda.max_memory_allocated() - base
-            record["held_for_backward_bytes"] = held
-            model.zero_grad(set_to_none=True)
-            del out
-        else:
-            _reset_peak_rss()
-            base = _status_kb("VmRSS")
-            out = run(x)
-            held = _status_kb("VmRSS") - base
-            out.sum().backward()
-            peak = _status_kb("VmHWM") - base
-            record["peak_step_bytes"] = peak * 1024
-            record["held_for_backward_bytes"] = held * 1024
-            model.zero_grad(set_to_none=True)
-            del out
-        times = []
-        for _ in range(steps):
-            sync()
-            t = time.perf_counter()
-            step()
-            sync()
-            times.append(time.perf_counter() - t)
-        record["step_s"] = round(statistics.median(times), 4)
-        record["step_s_all"] = [round(t, 4) for t in times]
+        record.update((_memory_cuda if cuda else _memory_cpu)(run, model, x))
+        record.update(_step_times(step, sync, steps))
     if fires is not None:  # its count is final once its block has closed
         record["fire_count"] = fires.counter
     return record

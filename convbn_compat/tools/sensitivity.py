@@ -28,14 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..core.outcomes import Verdict
+from ..core.outcomes import FaultVerdict
 from ..core.record import CORE_SUMMARY
 from ..core.results import atomic_write_json
 
 __all__ = ["MUTATIONS", "Mutation", "apply", "pass_source", "run"]
 
 PASS_FILE = ("_inductor", "fx_passes", "efficient_conv_bn_eval.py")
-COUNT_LINE = r'^(?P<indent>[ \t]+)counters\["inductor"\]\["efficient_conv_bn_eval"\] \+= 1\n'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +44,13 @@ class Mutation:
     about: str
     rewrites: tuple[tuple[str, str], ...]
     """(regex, replacement) pairs, applied with re.MULTILINE; any that match apply."""
-
-
-def _m(id, fault_class, about, *rewrites):
-    return Mutation(id, fault_class, about, tuple(rewrites))
+    scope: str
+    """The function of the pass the rewrites are confined to (its decorator included)."""
+    paths: tuple[str, ...]
+    """The pass's paths that run the mutated code (``shim.paths.PassPath`` values)."""
+    probe: str
+    """The cells that should notice (a pytest -k expression): the guard's controls, or
+    the cases with BatchNorm state far from the identity."""
 
 
 FOLD = "folded weight and bias"
@@ -57,129 +59,253 @@ GUARD = "guards on when the pass may fire"
 NEVER = "the pass never fires"
 COUNT_ONLY = "counts without rewriting"
 
-MUTATIONS: tuple[Mutation, ...] = (
-    _m(
+# The pass's functions, and the paths that run each. The module path folds in
+# efficient_conv_bn_eval; the aten and functional paths share the decomposed fold.
+TRANSFORMS = {
+    "module": "efficient_conv_bn_eval_graph_transform",
+    "aten": "efficient_conv_bn_eval_graph_transform_decomposed",
+    "functional": "efficient_conv_bn_eval_graph_transform_inlined",
+}
+FOLDS = {
+    "module": ("efficient_conv_bn_eval", ("module",)),
+    "decomposed": ("efficient_conv_bn_eval_decomposed", ("aten", "functional")),
+}
+COUNT_LINE = r'^(?P<indent>[ \t]+)counters\["inductor"\]\["efficient_conv_bn_eval"\] \+= 1\n'
+STATS = "Stats"
+
+# (id, class, about, probe, {path: rewrites}): a guard of each transform.
+_GUARDS = (
+    (
+        "guard-training-ignored",
+        "the pass also folds a BatchNorm in training mode",
+        "Control-trainbn",
+        {
+            "module": [
+                (
+                    r"if not bn_mod\.track_running_stats or bn_mod\.training:",
+                    "if not bn_mod.track_running_stats:",
+                )
+            ],
+            "aten": [(r"if bn_node\.args\[-4\]:", "if False:")],
+            "functional": [
+                (r"if bn_node\.args\[-3\]:", "if False:"),
+                (r"if training_arg:", "if False:"),
+            ],
+        },
+    ),
+    (
+        "guard-nostats-ignored",
+        "the pass also folds a BatchNorm without running statistics",
+        "Control-bnnostats",
+        {
+            "module": [
+                (
+                    r"if not bn_mod\.track_running_stats or bn_mod\.training:",
+                    "if bn_mod.training:",
+                )
+            ],
+        },
+    ),
+    (
+        "guard-multiuser-ignored",
+        "the pass also fires when the conv output has other users",
+        "Control-convmultiuser",
+        {p: [(r"if len\(conv_node\.users\) > 1:", "if False:")] for p in TRANSFORMS},
+    ),
+    (
+        "guard-flag-ignored",
+        "the pass fires with its config flag off",
+        "Control-passoff",
+        {
+            p: [(r"\n(\s*)and inductor_config\.efficient_conv_bn_eval_fx_passes,", ",")]
+            for p in TRANSFORMS
+        },
+    ),
+    (
+        "guard-freezing-ignored",
+        "the pass fires with Inductor's freezing on",
+        "Control-freezing",
+        {
+            p: [(r"lambda match: not inductor_config\.freezing", "lambda match: True")]
+            for p in TRANSFORMS
+        },
+    ),
+    (
+        "guard-notconv-ignored",
+        "the pass folds a BatchNorm whose input is not a conv",
+        "Control-notconv",
+        {
+            "module": [
+                (
+                    r"if not any\(isinstance\(input_mod, cls\) for cls in supported_convs\):",
+                    "if False:",
+                )
+            ],
+            "aten": [(r"if not any\(input_fn is cls for cls in supported_convs\):", "if False:")],
+            "functional": [
+                (r"if not any\(input_fn is cls for cls in supported_convs\):", "if False:")
+            ],
+        },
+    ),
+    (
+        "never-fires",
+        "every match returns before counting or rewriting",
+        STATS,
+        {p: [(COUNT_LINE, r"\g<indent>return\n")] for p in TRANSFORMS},
+    ),
+    (
+        "counts-without-rewriting",
+        "the counter goes up, then the transform returns without touching the graph",
+        STATS,
+        {
+            p: [
+                (
+                    COUNT_LINE,
+                    r'\g<indent>counters["inductor"]["efficient_conv_bn_eval"] += 1\n'
+                    r"\g<indent>return\n",
+                )
+            ]
+            for p in TRANSFORMS
+        },
+    ),
+)
+
+# (id, class, about, {fold: rewrites}): a term of each fold.
+_FOLD_FAULTS = (
+    (
         "fold-eps-dropped",
         FOLD,
         "rsqrt(var + eps) becomes rsqrt(var)",
-        (r"torch\.rsqrt\((bn[._]running_var) \+ bn[._]eps\)", r"torch.rsqrt(\1)"),
+        [(r"torch\.rsqrt\((bn[._]running_var) \+ bn[._]eps\)", r"torch.rsqrt(\1)")],
     ),
-    _m(
+    (
         "fold-rsqrt-as-reciprocal",
         FOLD,
         "the scale is 1/(var + eps), not 1/sqrt(var + eps)",
-        (r"torch\.rsqrt\(", "torch.reciprocal("),
+        [(r"torch\.rsqrt\(", "torch.reciprocal(")],
     ),
-    _m(
+    (
         "fold-bn-weight-dropped",
         FOLD,
         "the BatchNorm weight (gamma) is left out of the scale",
-        (
-            r"coefff_on_the_fly = bn_weight\.view_as\(weight_coeff\) \* weight_coeff",
-            "coefff_on_the_fly = weight_coeff",
-        ),
+        [
+            (
+                r"coefff_on_the_fly = bn_weight\.view_as\(weight_coeff\) \* weight_coeff",
+                "coefff_on_the_fly = weight_coeff",
+            )
+        ],
     ),
-    _m(
+    (
         "fold-bn-bias-dropped",
         FOLD,
         "the BatchNorm bias (beta) is left out of the folded bias",
-        (r"bias_on_the_fly = bn_bias \+ ", "bias_on_the_fly = "),
+        [(r"bias_on_the_fly = bn_bias \+ ", "bias_on_the_fly = ")],
     ),
-    _m(
+    (
         "fold-running-mean-dropped",
         FOLD,
         "the running mean is not subtracted",
-        (r"\(\s*bias_on_the_fly - bn[._]running_mean\s*\)", "(bias_on_the_fly)"),
+        [(r"\(\s*bias_on_the_fly - bn[._]running_mean\s*\)", "(bias_on_the_fly)")],
     ),
-    _m(
+    (
         "fold-mean-sign-flipped",
         FOLD,
         "the running mean is added instead of subtracted",
-        (r"bias_on_the_fly - (bn[._]running_mean)", r"bias_on_the_fly + \1"),
+        [(r"bias_on_the_fly - (bn[._]running_mean)", r"bias_on_the_fly + \1")],
     ),
-    _m(
+    (
         "fold-conv-bias-dropped",
         FOLD,
         "the conv's own bias is replaced by zeros",
-        (r"bias_on_the_fly = (conv[._]bias)\n", r"bias_on_the_fly = torch.zeros_like(\1)\n"),
+        [(r"bias_on_the_fly = (conv[._]bias)\n", r"bias_on_the_fly = torch.zeros_like(\1)\n")],
     ),
-    _m(
+    (
         "fold-weight-unscaled",
         FOLD,
         "the conv weight is not multiplied by the scale",
-        (
-            r"weight_on_the_fly = weight_on_the_fly \* coefff_on_the_fly",
-            "weight_on_the_fly = weight_on_the_fly",
-        ),
+        [
+            (
+                r"weight_on_the_fly = weight_on_the_fly \* coefff_on_the_fly",
+                "weight_on_the_fly = weight_on_the_fly",
+            )
+        ],
     ),
-    _m(
+    (
         "fold-bias-unscaled",
         FOLD,
         "the bias difference is not multiplied by the scale",
-        (r"coefff_on_the_fly\.flatten\(\) \* \(", "("),
+        [(r"coefff_on_the_fly\.flatten\(\) \* \(", "(")],
     ),
-    _m(
+    (
         "layout-transposed-as-conv",
         LAYOUT,
         "transposed convs get the scale on dim 0, as plain convs",
-        (r"target_shape\[:2\] = \[target_shape\[1\], target_shape\[0\]\]", "pass"),
+        [(r"target_shape\[:2\] = \[target_shape\[1\], target_shape\[0\]\]", "pass")],
     ),
-    _m(
+    (
         "layout-conv-as-transposed",
         LAYOUT,
         "every conv is treated as transposed: the scale goes on dim 1",
-        (r"isinstance\(conv, nn\.modules\.conv\._ConvTransposeNd\)", "True"),
-        (r'"conv_transpose" in conv\.__str__\(\)', "True"),
-    ),
-    _m(
-        "guard-training-ignored",
-        GUARD,
-        "the pass also folds a BatchNorm in training mode",
-        (
-            r"if not bn_mod\.track_running_stats or bn_mod\.training:",
-            "if not bn_mod.track_running_stats:",
-        ),
-        (r"if bn_node\.args\[-[34]\]:", "if False:"),
-        (r"if training_arg:", "if False:"),
-    ),
-    _m(
-        "guard-multiuser-ignored",
-        GUARD,
-        "the pass also fires when the conv output has other users",
-        (r"if len\(conv_node\.users\) > 1:", "if False:"),
-    ),
-    _m(
-        "guard-flag-ignored",
-        GUARD,
-        "the pass fires with its config flag off",
-        (r"\n(\s*)and inductor_config\.efficient_conv_bn_eval_fx_passes,", ","),
-    ),
-    _m(
-        "never-fires",
-        NEVER,
-        "every match returns before counting or rewriting",
-        (COUNT_LINE, r"\g<indent>return\n"),
-    ),
-    _m(
-        "counts-without-rewriting",
-        COUNT_ONLY,
-        "the counter goes up, then the transform returns without touching the graph",
-        (
-            COUNT_LINE,
-            r'\g<indent>counters["inductor"]["efficient_conv_bn_eval"] += 1\n'
-            r"\g<indent>return\n",
-        ),
+        [
+            (r"isinstance\(conv, nn\.modules\.conv\._ConvTransposeNd\)", "True"),
+            (r'"conv_transpose" in conv\.__str__\(\)', "True"),
+        ],
     ),
 )
 
 
+def _catalogue() -> tuple[Mutation, ...]:
+    out = []
+    for name, about, probe, by_path in _GUARDS:
+        fault_class = {"never-fires": NEVER, "counts-without-rewriting": COUNT_ONLY}.get(
+            name, GUARD
+        )
+        for path, rewrites in by_path.items():
+            out.append(
+                Mutation(
+                    f"{name}-{path}", fault_class, about, tuple(rewrites), TRANSFORMS[path],
+                    (path,), probe,
+                )
+            )  # fmt: skip
+    for name, fault_class, about, rewrites in _FOLD_FAULTS:
+        for fold, (function, paths) in FOLDS.items():
+            out.append(
+                Mutation(
+                    f"{name}-{fold}", fault_class, about, tuple(rewrites), function, paths, STATS
+                )
+            )
+    return tuple(out)
+
+
+MUTATIONS: tuple[Mutation, ...] = _catalogue()
+"""Every guard of every transform, every term of both folds: one mutation each."""
+
+
+def region(source: str, function: str) -> tuple[int, int] | None:
+    """Where ``function`` (its decorator included) stands in the pass's source."""
+    match = re.search(rf"^def {re.escape(function)}\(", source, flags=re.MULTILINE)
+    if match is None:
+        return None
+    start = match.start()
+    decorator = source.rfind("\n@register_graph_pattern(", 0, start)
+    if decorator != -1 and "\ndef " not in source[decorator:start]:
+        start = decorator + 1
+    end = re.search(r"^(?:@|def |class )", source[match.end() :], flags=re.MULTILINE)
+    return start, (match.end() + end.start()) if end else len(source)
+
+
 def apply(mutation: Mutation, source: str) -> str | None:
-    """The mutated source, or None where no form of the targeted line is in it."""
+    """The mutated source, or None where the function or no form of the targeted line
+    is in it (the release lacks that path, or that guard)."""
+    span = region(source, mutation.scope)
+    if span is None:
+        return None
+    body = source[span[0] : span[1]]
     hits = 0
     for pattern, replacement in mutation.rewrites:
-        source, n = re.subn(pattern, replacement, source, flags=re.MULTILINE)
+        body, n = re.subn(pattern, replacement, body, flags=re.MULTILINE)
         hits += n
-    return source if hits else None
+    return source[: span[0]] + body + source[span[1] :] if hits else None
 
 
 def pass_source() -> Path:
@@ -234,7 +360,7 @@ def _suite(label: str, workdir: Path, pytest_args: list[str]) -> dict:
         ran = len(data["cases"])
         if failed:
             c = failed[0]
-            first = {k: c.get(k) for k in ("id", *CORE_SUMMARY)}
+            first = {k: c.get(k) for k in ("id", *CORE_SUMMARY, "path")}
     except (OSError, ValueError, KeyError):
         ran = None
     return {
@@ -273,10 +399,11 @@ def run(release: str, out: Path, pytest_args: list[str], only: list[str] | None 
         )
     report = {
         "schema": "convbn-compat/sensitivity",
-        "schema_version": 1,
+        "schema_version": 2,
         "release": release,
         "torch": _torch_version(),
         "pass_file": str(path),
+        "paths": [p.value for p in _available_paths()],
         "complete": False,
         "baseline": None,
         "mutations": [],
@@ -284,17 +411,26 @@ def run(release: str, out: Path, pytest_args: list[str], only: list[str] | None 
     with tempfile.TemporaryDirectory(prefix="convbn-sensitivity-") as tmp:
         workdir = Path(tmp)
         print(f"sensitivity {release}: unmutated suite first (it must pass)", flush=True)
-        report["baseline"] = _suite("baseline", workdir, pytest_args)
+        probes = " or ".join(sorted({m.probe for m in chosen}))
+        report["baseline"] = _suite("baseline", workdir, ["-k", probes, *pytest_args])
         atomic_write_json(out, report)
         for mutation in chosen:
             mutated = apply(mutation, original)
-            row = {"id": mutation.id, "fault_class": mutation.fault_class, "about": mutation.about}
+            row = {
+                "id": mutation.id,
+                "fault_class": mutation.fault_class,
+                "about": mutation.about,
+                "paths": list(mutation.paths),
+                "probe": mutation.probe,
+            }
             if mutated is None:
-                row["verdict"] = Verdict.NOT_APPLICABLE.value
+                row["verdict"] = FaultVerdict.NOT_APPLICABLE.value
             else:
                 try:
                     _replace(path, mutated)
-                    ran = _suite(mutation.id, workdir, [*pytest_args, "--maxfail=1"])
+                    # The probe first: a -k of the user's own, after it, wins.
+                    args = ["-k", mutation.probe, *pytest_args, "--maxfail=1"]
+                    ran = _suite(mutation.id, workdir, args)
                 finally:
                     _replace(path, original)
                 row.update(ran)
@@ -311,7 +447,7 @@ def run(release: str, out: Path, pytest_args: list[str], only: list[str] | None 
     print(markdown(report))
     baseline_ok = report["baseline"]["exit"] == 0
     all_caught = all(
-        Verdict(r["verdict"]) in (Verdict.CAUGHT, Verdict.NOT_APPLICABLE)
+        FaultVerdict(r["verdict"]) in (FaultVerdict.CAUGHT, FaultVerdict.NOT_APPLICABLE)
         for r in report["mutations"]
     )
     if not baseline_ok:
@@ -319,14 +455,20 @@ def run(release: str, out: Path, pytest_args: list[str], only: list[str] | None 
     return 0 if baseline_ok and all_caught else 1
 
 
-def _verdict(ran: dict) -> Verdict:
+def _verdict(ran: dict) -> FaultVerdict:
     # --maxfail under pytest-xdist ends the run as "interrupted" (exit 2) after the
     # first failure, so a failed case, not the exit code, is what says "caught".
     if ran["first_failure"] is not None and ran["exit"] in (1, 2):
-        return Verdict.CAUGHT
+        return FaultVerdict.CAUGHT
     if ran["exit"] == 0:
-        return Verdict.MISSED
-    return Verdict.HARNESS_ERROR
+        return FaultVerdict.MISSED
+    return FaultVerdict.HARNESS_ERROR
+
+
+def _available_paths():
+    from ..shim.paths import available
+
+    return available()
 
 
 def _torch_version() -> str:
@@ -336,8 +478,8 @@ def _torch_version() -> str:
 
 
 def score(report: dict) -> tuple[int, int]:
-    applicable = [r for r in report["mutations"] if r["verdict"] != Verdict.NOT_APPLICABLE]
-    return sum(r["verdict"] == Verdict.CAUGHT for r in applicable), len(applicable)
+    applicable = [r for r in report["mutations"] if r["verdict"] != FaultVerdict.NOT_APPLICABLE]
+    return sum(r["verdict"] == FaultVerdict.CAUGHT for r in applicable), len(applicable)
 
 
 def markdown(report: dict) -> str:
@@ -347,18 +489,20 @@ def markdown(report: dict) -> str:
         f"(unmutated suite: {'passed' if report['baseline']['exit'] == 0 else 'FAILED'}, "
         f"{report['baseline']['seconds']} s)",
         "",
-        "| fault | class | verdict | caught by |",
-        "|---|---|---|---|",
+        "| fault | class | paths it hits | verdict | caught by (path it took) |",
+        "|---|---|---|---|---|",
     ]
     for r in report["mutations"]:
         first = r.get("first_failure") or {}
         by = ""
         if first:
             by = (
-                f"`{first['id']}`: {first['outcome']} (expected {first['expected_outcome']}; "
-                f"fires {first['fire_count']}, in graph {first['graph_rewrites']})"
+                f"`{first['id']}` ({first.get('path') or '-'}): {first['outcome']} (expected "
+                f"{first['expected_outcome']}; fires {first['fire_count']}, in graph "
+                f"{first['graph_rewrites']})"
             )
-        lines.append(f"| `{r['id']}` | {r['fault_class']} | {r['verdict']} | {by} |")
+        hits = ", ".join(r.get("paths", [])) or "-"
+        lines.append(f"| `{r['id']}` | {r['fault_class']} | {hits} | {r['verdict']} | {by} |")
     return "\n".join(lines)
 
 

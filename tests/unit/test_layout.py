@@ -114,3 +114,21 @@ def test_the_checks_are_where_torch_comes_in():
 
 def test_the_block_stops_torch():  # else the tests above could not fail
     assert "ModuleNotFoundError" in _run("import torch").stderr
+
+
+def test_every_module_imports_or_needs_only_torch():
+    # A name one module takes from another that no longer has it fails here, without
+    # torch: only a missing torch itself is allowed to stop an import.
+    proc = _run(
+        "import importlib, pkgutil, convbn_compat\n"
+        "for m in pkgutil.walk_packages(convbn_compat.__path__, 'convbn_compat.'):\n"
+        "    try:\n"
+        "        importlib.import_module(m.name)\n"
+        "    except ModuleNotFoundError as exc:\n"
+        "        if exc.name not in ('torch', 'hypothesis'):\n"
+        "            raise\n"
+        "    except ImportError as exc:\n"
+        "        if 'torch' not in str(exc):\n"
+        "            raise\n"
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,138 @@
+"""The pass's three ways in, and how a model reaches each one.
+
+- ``module``: the BatchNorm is a *module call* (``call_module``) after a conv module;
+  since 2.2 (``efficient_conv_bn_eval_graph_transform``).
+- ``aten``: ``aten.batch_norm`` after an aten conv, in a pre-dispatch graph; since 2.4
+  (``..._graph_transform_decomposed``, pytorch#123680).
+- ``functional``: ``F.batch_norm`` after ``F.conv*d``/``F.linear``, which is what Dynamo
+  makes of a BatchNorm module once it inlines built-in modules (the default from 2.5);
+  since 2.5 (``..._graph_transform_inlined``, pytorch#128878).
+
+Which a release has is read from its pass (the transform functions it defines). Which a
+compile took is read from the graph the pass saw (``paths_in``): the BatchNorm sites it
+left alone and the replacement calls it made.
+
+A *route* is how a case hands its model to Inductor: ``module`` (``torch.compile``, the
+release's default), ``decomposed`` (a pre-dispatch ``make_fx`` graph, then
+``torch.compile``), ``fxtrace`` (``torch.fx.symbolic_trace``, then Inductor's
+``compile_fx``: call_module nodes on every release, as frameworks that trace with FX
+hand them over) and ``noinline`` (``torch.compile`` with Dynamo's
+``inline_inbuilt_nn_modules`` off, where the release has and honours that switch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Iterator
+
+from ..core.cases import ROUTES
+from ..core.outcomes import Unsupported
+
+__all__ = ["ROUTES", "PassPath", "available", "paths_in", "route"]
+
+PASS_MODULE = "torch._inductor.fx_passes.efficient_conv_bn_eval"
+
+
+class PassPath(str, enum.Enum):
+    MODULE = "module"
+    ATEN = "aten"
+    FUNCTIONAL = "functional"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_TRANSFORMS = {
+    PassPath.MODULE: "efficient_conv_bn_eval_graph_transform",
+    PassPath.ATEN: "efficient_conv_bn_eval_graph_transform_decomposed",
+    PassPath.FUNCTIONAL: "efficient_conv_bn_eval_graph_transform_inlined",
+}
+ARRIVED = {PassPath.MODULE: "2.2", PassPath.ATEN: "2.4", PassPath.FUNCTIONAL: "2.5"}
+"""When each path shipped (for messages; ``available`` reads the installed pass)."""
+
+ROUTE_PATH = {"decomposed": PassPath.ATEN, "fxtrace": PassPath.MODULE, "noinline": PassPath.MODULE}
+"""The path a route is there to reach (``module``: the release's default, whichever)."""
+
+
+def _pass_module():
+    import importlib
+
+    return importlib.import_module(PASS_MODULE)
+
+
+def available() -> tuple[PassPath, ...]:
+    """The paths this release's pass has, read from the transforms it defines."""
+    module = _pass_module()
+    return tuple(p for p, name in _TRANSFORMS.items() if hasattr(module, name))
+
+
+def require(path: PassPath) -> None:
+    """Unsupported where this release's pass lacks ``path``."""
+    if path not in available():
+        raise Unsupported(
+            f"this release's pass has no {path} path ({_TRANSFORMS[path]} arrived in "
+            f"{ARRIVED[path]})"
+        )
+
+
+def paths_in(graph) -> set[PassPath]:
+    """The paths of the BatchNorm sites in a pre-grad graph after the pass ran: the
+    replacement calls it made and the BatchNorms it left alone."""
+    import torch
+    import torch.nn.functional as F
+
+    owner = getattr(graph, "owning_module", None)
+    found = set()
+    for node in graph.nodes:
+        target = node.target
+        if node.op == "call_module" and owner is not None:
+            module = owner.get_submodule(target) if isinstance(target, str) else None
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                found.add(PassPath.MODULE)
+        elif node.op != "call_function":
+            continue
+        elif getattr(target, "__module__", "") == PASS_MODULE:
+            if target.__name__ == "efficient_conv_bn_eval":
+                found.add(PassPath.MODULE)
+            else:  # the decomposed replacement: aten ops on the aten path
+                conv = node.args[5] if len(node.args) > 5 else None
+                aten = isinstance(conv, torch._ops.OpOverload)
+                found.add(PassPath.ATEN if aten else PassPath.FUNCTIONAL)
+        elif target is F.batch_norm:
+            found.add(PassPath.FUNCTIONAL)
+        elif target is torch.ops.aten.batch_norm.default:
+            found.add(PassPath.ATEN)
+    return found
+
+
+def describe(paths) -> str | None:
+    """``module``, ``aten+functional``, ``none`` (no BatchNorm site left or rewritten),
+    or None where the release has no hook to look."""
+    if paths is None:
+        return None
+    return "+".join(p.value for p in PassPath if p in paths) or "none"
+
+
+@contextlib.contextmanager
+def route(name: str) -> Iterator[None]:
+    """What a route needs around its compile and its calls: inlining off for
+    ``noinline`` (Unsupported where Dynamo has no such switch, before 2.4)."""
+    if name != "noinline":
+        yield
+        return
+    from .tracing import inline_inbuilt_nn_modules
+
+    with inline_inbuilt_nn_modules(False):
+        yield
+
+
+def check_reached(name: str, seen: set[PassPath] | None) -> None:
+    """``noinline`` on a release that inlines anyway (2.15 deprecated the switch: "does
+    not do anything, inline_inbuilt_nn_modules is always True") reaches no module path:
+    Unsupported, with what the compile took instead."""
+    if name == "noinline" and seen is not None and PassPath.MODULE not in seen:
+        raise Unsupported(
+            "Dynamo inlined the BatchNorm module although inline_inbuilt_nn_modules was "
+            f"off: the graph the pass saw holds {describe(seen)} sites, no module call"
+        )
