@@ -148,10 +148,10 @@ def _emit(text: str, output: Path | None, hint: str = "") -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from .report.write import table_document
+    from .report.write import table
 
     check_output_file(args.output)
-    return _emit(table_document(args.results, device=args.device), args.output)
+    return _emit(table(args.results, device=args.device), args.output)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -1,98 +1,98 @@
-"""Markdown renderings of the report's model: ``matrix.md`` and ``table``'s document."""
+"""Markdown renderings of the report's view: ``matrix.md`` and ``table``'s document.
+Everything drawn here was computed by ``view``."""
 
 from __future__ import annotations
 
 import datetime as _dt
-from pathlib import Path
 
 from ..core.cases import CASES
 from ..core.errors import ConfigError
-from ..core.outcomes import Outcome
-from .model import (
-    CLASSES,
-    SYMBOL,
-    Diff,
-    Matrix,
-    RowGroup,
-    build_matrix,
-    is_unexpected,
-    row_changes,
-    rows,
-)
+from ..core.outcomes import NOT_RUN_SYMBOL, Outcome
+from ..core.record import CaseRecord
+from .model import CLASSES, Matrix
+from .view import RowGroup, View
 
 __all__ = ["render_markdown", "table_document"]
 
-LEGEND = ", ".join(f"{sym} {o}" for o, sym in SYMBOL.items() if o) + ", blank: not run"
+LEGEND = ", ".join(f"{o.symbol} {o.value}" for o in Outcome) + ", blank: not run"
+HEADS = [o.value for o in Outcome] + ["not run", "unexpected"]
 
 
-def _symbol(cell: dict | None) -> str:
+def _symbol(cell: CaseRecord | None, mark_unexpected: bool = True) -> str:
     if cell is None:
-        return " "
-    mark = SYMBOL.get(cell.get("outcome"), "?")
-    return f"**{mark}!**" if is_unexpected(cell) else mark
+        return NOT_RUN_SYMBOL
+    mark = cell.outcome.symbol if cell.outcome else NOT_RUN_SYMBOL
+    return f"**{mark}!**" if mark_unexpected and cell.unexpected else mark
 
 
-def render_markdown(matrix: Matrix, diff: list[dict] | None) -> str:
-    lines = ["# convbn-compat matrix", ""]
-    ordered = rows(matrix, diff)
-    unexpected = [r for r in ordered if r.group is RowGroup.UNEXPECTED]
-    known = [r for r in ordered if r.group is RowGroup.KNOWN]
-    lines += [
+def _summary(view: View) -> list[str]:
+    matrix = view.matrix
+    lines = [
         "## Summary",
         "",
         f"- {len(matrix.cells)} cases in {len(matrix.columns)} columns",
-        f"- **{len(unexpected)} cases with an unexpected outcome** (not what the "
-        "expectations table predicts)",
-        f"- {len(known)} cases not fused somewhere, each as expected (known bugs and limits)",
+        f"- **{len(view.group(RowGroup.UNEXPECTED))} cases with an unexpected outcome** (not "
+        "what the expectations table predicts)",
+        f"- {len(view.group(RowGroup.KNOWN))} cases not fused somewhere, each as expected "
+        "(known bugs and limits)",
     ]
     if matrix.incomplete:
         lines.append(f"- **{len(matrix.incomplete)} incomplete runs**")
     if matrix.skipped:
         lines.append(f"- {len(matrix.skipped)} files skipped (not results files)")
-    lines.append("")
-    if diff is not None:
-        counts = {k: sum(1 for r in diff if r["class"] == k) for k in CLASSES}
-        lines += [
-            "## Against the baseline",
-            "",
-            "| " + " | ".join(CLASSES) + " |",
-            "|---" * len(CLASSES) + "|",
-            "| " + " | ".join(str(counts[k]) for k in CLASSES) + " |",
-            "",
-        ]
-        failures = [r for r in diff if r["class"] == Diff.NEW_FAILURE.value]
-        for r in failures:
-            lines.append(
-                f"- **new failure** `{r['case']}` in {r['column']}: {r['before']} -> {r['after']}"
-            )
-        if failures:
-            lines.append("")
-    if matrix.incomplete or matrix.missing:
-        lines += ["## Incomplete", ""]
-        lines += [f"- incomplete run: `{p}`" for p in matrix.incomplete]
-        lines += [f"- missing: {m}" for m in matrix.missing[:50]]
-        if len(matrix.missing) > 50:
-            lines.append(f"- ... and {len(matrix.missing) - 50} more missing cells")
-        lines.append("")
-    if matrix.skipped:
-        lines += ["## Skipped files", ""] + [f"- {s}" for s in matrix.skipped] + [""]
-    heads = [o.value for o in Outcome] + ["not run", "unexpected"]
+    return [*lines, ""]
+
+
+def _baseline(view: View) -> list[str]:
+    if view.diff is None:
+        return []
+    counts = {k: sum(1 for r in view.diff if r["class"] == k) for k in CLASSES}
+    lines = [
+        "## Against the baseline",
+        "",
+        "| " + " | ".join(CLASSES) + " |",
+        "|---" * len(CLASSES) + "|",
+        "| " + " | ".join(str(counts[k]) for k in CLASSES) + " |",
+        "",
+    ]
     lines += [
+        f"- **new failure** `{r['case']}` in {r['column']}: {r['before']} -> {r['after']}"
+        for r in view.new_failures
+    ]
+    return [*lines, ""] if view.new_failures else lines
+
+
+def _incomplete(matrix: Matrix) -> list[str]:
+    if not (matrix.incomplete or matrix.missing):
+        return []
+    lines = ["## Incomplete", ""]
+    lines += [f"- incomplete run: `{p}`" for p in matrix.incomplete]
+    lines += [f"- missing: {m}" for m in matrix.missing[:50]]
+    if len(matrix.missing) > 50:
+        lines.append(f"- ... and {len(matrix.missing) - 50} more missing cells")
+    return [*lines, ""]
+
+
+def _per_column(view: View) -> list[str]:
+    lines = [
         "## Outcomes per column",
         "",
-        "| column | torch | " + " | ".join(heads) + " | complete |",
-        "|---" * (len(heads) + 3) + "|",
+        "| column | torch | " + " | ".join(HEADS) + " | complete |",
+        "|---" * (len(HEADS) + 3) + "|",
     ]
-    for column in matrix.columns:
-        counts = matrix.counts(column)
+    for column in view.matrix.columns:
+        counts = view.counts[str(column.key)]
         lines.append(
             f"| {column.key} | {column.torch} | "
-            + " | ".join(str(counts[h]) for h in heads)
+            + " | ".join(str(counts[h]) for h in HEADS)
             + f" | {'yes' if column.complete else '**no**'} |"
         )
-    changes = row_changes(matrix)
-    keys = [str(c.key) for c in matrix.columns]
-    lines += [
+    return lines
+
+
+def _not_fused(view: View) -> list[str]:
+    keys = [str(c.key) for c in view.matrix.columns]
+    lines = [
         "",
         "## Cases that are not fused somewhere",
         "",
@@ -102,14 +102,28 @@ def render_markdown(matrix: Matrix, diff: list[dict] | None) -> str:
         "| case | kind | changes | " + " | ".join(keys) + " |",
         "|---" * (len(keys) + 3) + "|",
     ]
-    for row in (r for r in ordered if r.group is not RowGroup.FUSED):
-        cells = matrix.cells[row.case_id]
-        changed = "; ".join(str(c) for c in changes.get(row.case_id, [])) or "-"
-        symbols = [_symbol(cells.get(k)) for k in keys]
+    for row in (r for r in view.rows if r.group is not RowGroup.FUSED):
+        changed = "; ".join(str(c) for c in row.changes) or "-"
+        symbols = [_symbol(row.cells.get(k)) for k in keys]
         lines.append(f"| `{row.case_id}` | {row.group} | {changed} | " + " | ".join(symbols) + " |")
-    lines += ["", LEGEND + "; `!` unexpected.", ""]
-    lines += benefit_lines(matrix)
+    return [*lines, "", LEGEND + "; `!` unexpected.", ""]
+
+
+def render_markdown(view: View) -> str:
+    matrix = view.matrix
+    lines = ["# convbn-compat matrix", "", *_summary(view), *_baseline(view)]
+    lines += _incomplete(matrix)
+    if matrix.skipped:
+        lines += ["## Skipped files", ""] + [f"- {s}" for s in matrix.skipped] + [""]
+    lines += _per_column(view) + _not_fused(view) + benefit_lines(matrix)
     return "\n".join(lines)
+
+
+def _peak(measured: dict, key: str) -> str:
+    if "error" in measured:
+        return "error"
+    value = measured.get(key)
+    return "-" if value is None else f"{value / 2**20:.1f} MiB"
 
 
 def benefit_lines(matrix: Matrix) -> list[str]:
@@ -124,17 +138,7 @@ def benefit_lines(matrix: Matrix) -> list[str]:
     ]
     for row in matrix.benefit:
         key = "peak_bytes" if row["device"] == "cuda" else "peak_step_bytes"
-        peaks = []
-        for config in ("eager", "off", "on"):
-            measured = row["configs"].get(config, {})
-            value = measured.get(key)
-            peaks.append(
-                "error"
-                if "error" in measured
-                else "-"
-                if value is None
-                else f"{value / 2**20:.1f} MiB"
-            )
+        peaks = [_peak(row["configs"].get(c, {}), key) for c in ("eager", "off", "on")]
         saved = row["summary"].get("memory_saved_vs_off")
         lines.append(
             f"| {row['release']} | {row['torch']} | {row['device']} | {row['model']} | "
@@ -167,25 +171,25 @@ def _provenance(matrix: Matrix) -> str:
     return "\n".join(dict.fromkeys(parts))
 
 
-def table_document(paths: list[Path], device: str = "cpu") -> str:
+def table_document(view: View, sources: list[str], device: str = "cpu") -> str:
     """Outcome counts per release, then every case against every release (docs/matrix.md).
 
-    Columns are build_matrix's: runs of one release, flavour and device share one (a full
+    Columns are the model's: runs of one release, flavour and device share one (a full
     run plus a later run of new cases, say), labelled by their torch.
     """
-    matrix = build_matrix(paths)
+    matrix = view.matrix
     columns = [c for c in matrix.columns if c.key.device == device and c.key.kind == "tests"]
     if not columns:
         have = sorted({c.key.device for c in matrix.columns})
         raise ConfigError(
-            f"no {device} cells in {', '.join(map(str, paths))} (they hold: "
+            f"no {device} cells in {', '.join(sources)} (they hold: "
             f"{', '.join(have) or 'nothing'}); choose --device {have[0] if have else 'cpu'}"
         )
     heads = [o.value for o in Outcome]
     lines = ["| torch | " + " | ".join(heads) + " | complete |"]
     lines.append("|---" * (len(heads) + 2) + "|")
     for column in columns:
-        counts = matrix.counts(column)
+        counts = view.counts[str(column.key)]
         complete = "yes" if column.complete else "**no**"
         lines.append(
             f"| {column.torch} | " + " | ".join(str(counts[h]) for h in heads) + f" | {complete} |"
@@ -195,12 +199,12 @@ def table_document(paths: list[Path], device: str = "cpu") -> str:
     lines.append("|---" * (len(columns) + 1) + "|")
     for case in CASES:
         row = matrix.cells.get(case.id, {})
-        symbols = [SYMBOL.get((row.get(str(c.key)) or {}).get("outcome"), "?") for c in columns]
+        symbols = [_symbol(row.get(str(c.key)), mark_unexpected=False) for c in columns]
         lines.append(f"| `{case.id}` | " + " | ".join(symbols) + " |")
-    sources = ", ".join(f"`{Path(p).name}`" for p in matrix.sources)
+    names = ", ".join(f"`{p.rsplit('/', 1)[-1]}`" for p in matrix.sources)
     return (
         f"# Measured matrix ({device})\n\n"
         f"Generated on {_dt.date.today().isoformat()} by `python -m convbn_compat table` from "
-        f"{sources}. Files of one torch share a column. How each was made, as its files "
+        f"{names}. Files of one torch share a column. How each was made, as its files "
         f"record it:\n\n{_provenance(matrix)}\n\n" + "\n".join(lines) + "\n"
     )

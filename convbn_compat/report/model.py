@@ -1,11 +1,11 @@
-"""The report's model: results files -> a matrix of cells, its changes, and its summary.
+"""The report's model: results files -> columns of records, the baseline comparison,
+and the benefit rows. Torch-free, and free of any output format: ``view`` computes what
+a reader sees from it once, and the renderers draw that.
 
-Torch-free, and free of any output format: ``report_markdown`` and ``report_html``
-render what this module builds.
-
-A column is one (release, flavour, device) of one kind of run: ``tests`` (the matrix
-suite) or ``fuzz`` (a generator's findings, a lane of their own). Rows are cases. Every
-cell keeps its record, so a renderer can show everything a run recorded about it.
+A column is one (release, flavour, device, GPU) of one kind of run: ``tests`` (the
+matrix suite), ``fuzz`` (a generator's findings), ``reach`` (entry points). Rows are
+cases. Every cell is the run's own ``CaseRecord``, so a renderer can show everything a
+run recorded about it.
 """
 
 from __future__ import annotations
@@ -19,39 +19,32 @@ from typing import NamedTuple
 from packaging.version import Version
 
 from ..core.cases import CASES
-from ..core.outcomes import NOT_RUN_SYMBOL, Outcome
-from ..core.record import FIELDS, GROUPS
-from ..core.releases import RELEASES, ConfigError
-from ..core.results import NotResults, Run, load_run, read_json
-from ..core.versions import release_of, torch_release
+from ..core.cells import column_device, parse_column_device
+from ..core.errors import ConfigError, NotResults
+from ..core.outcomes import Outcome
+from ..core.record import CaseRecord, RecordError
+from ..core.releases import RELEASES
+from ..core.results import Run, load_run, read_json
+from ..core.versions import torch_release
 
 __all__ = [
-    "Change",
+    "REGRESSION_FRACTION",
     "Column",
     "ColumnKey",
+    "Diff",
     "Matrix",
-    "RowGroup",
     "build_matrix",
     "compare",
     "load_baseline",
-    "row_changes",
 ]
 
-# A release whose memory saving falls by more than this fraction of the release before's
-# is a benefit regression (a saving of 40% falling under 26.7%, say).
-REGRESSION_FRACTION = 1 / 3
-
 MATRIX_SCHEMA = "convbn-compat/matrix"
-MATRIX_SCHEMA_VERSION = 1
-
-
-SYMBOL: dict[str | None, str] = {o.value: o.symbol for o in Outcome}
-SYMBOL[None] = NOT_RUN_SYMBOL
-
-
-def severity(word: str) -> int:
-    """An outcome word's rank (``Outcome.severity``): a rise is a new failure."""
-    return Outcome(word).severity
+MATRIX_SCHEMA_VERSION = 2
+"""2: every cell is a whole case record (1: the record less its id and device)."""
+REGRESSION_FRACTION = 1 / 3
+"""A release whose memory saving falls by more than this fraction of the release
+before's is a benefit regression (a saving of 40% falling under 26.7%, say)."""
+KIND_ORDER = ("tests", "fuzz", "reach")
 
 
 class Diff(str, enum.Enum):
@@ -67,27 +60,41 @@ class Diff(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    @classmethod
+    def of(cls, now: CaseRecord | None, then: CaseRecord | None) -> Diff:
+        if then is None:
+            return cls.NEW_CELL
+        if now is None:
+            return cls.GONE_CELL
+        if now.outcome is then.outcome:
+            return cls.UNCHANGED
+        if now.outcome is None or then.outcome is None:
+            return cls.CHANGED
+        if now.outcome.severity > then.outcome.severity:
+            return cls.NEW_FAILURE
+        return cls.FIXED if now.outcome is Outcome.FUSED else cls.CHANGED
+
 
 CLASSES = tuple(d.value for d in Diff)
 CASE_ORDER = {c.id: i for i, c in enumerate(CASES)}
-# A cell is its case record less what the column and the row already say.
-_IDENTITY = ("id", "subset", "device", "tf32")
-CELL_FIELDS = tuple(f for f in FIELDS if f not in _IDENTITY)
-CORE_FIELDS = (*(f for f in GROUPS["core"] if f not in _IDENTITY), "expectation_reason", "status")
-"""What every cell has, known or not; the others only where a record carries them."""
 
 
 class ColumnKey(NamedTuple):
-    """One column: ``2.4/cpu/cuda-tf32`` as text (``2.15/cpu/cpu/fuzz`` for a fuzz run)."""
+    """One column: ``2.4/cpu/cuda-tf32`` as text, ``2.15/cpu/cpu/fuzz`` for a fuzz run,
+    ``2.11/installed/cuda@NVIDIA H100 80GB HBM3`` for a GPU's run of the installed torch:
+    two GPUs' runs of one release stay two columns."""
 
     release: str
     flavour: str
     device: str
-    """``cpu``, ``cuda`` or ``cuda-tf32``"""
+    """``cpu``, ``cuda`` or ``cuda-tf32`` (``core.cells.column_device``)"""
     kind: str = "tests"
+    gpu: str = ""
+    """The GPU's name for a GPU column (empty on the CPU)."""
 
     def __str__(self) -> str:
         text = f"{self.release}/{self.flavour}/{self.device}"
+        text += f"@{self.gpu}" if self.gpu else ""
         return text if self.kind == "tests" else f"{text}/{self.kind}"
 
     @classmethod
@@ -95,16 +102,21 @@ class ColumnKey(NamedTuple):
         parts = text.split("/")
         if len(parts) not in (3, 4):
             raise ValueError(f"{text!r} is not a column key (release/flavour/device)")
-        return cls(*parts)
+        device, _, gpu = parts[2].partition("@")
+        return cls(parts[0], parts[1], device, parts[3] if len(parts) == 4 else "tests", gpu)
 
     @property
-    def lane(self) -> tuple[str, str, str]:
+    def lane(self) -> tuple[str, str, str, str]:
         """Columns of one lane differ only by release; changes are read along a lane."""
-        return (self.kind, self.flavour, self.device)
+        return (self.kind, self.flavour, self.device, self.gpu)
 
     @property
-    def gpu(self) -> bool:
-        return self.device.startswith("cuda")
+    def on_gpu(self) -> bool:
+        return self.device != "cpu"
+
+    @property
+    def device_and_tf32(self) -> tuple[str, bool]:
+        return parse_column_device(self.device)
 
 
 @dataclass
@@ -120,10 +132,7 @@ class Column:
     def to_json(self) -> dict:
         return {
             "key": str(self.key),
-            "release": self.key.release,
-            "flavour": self.key.flavour,
-            "device": self.key.device,
-            "kind": self.key.kind,
+            **self.key._asdict(),
             "torch": self.torch,
             "session": self.session,
             "source": self.sources[0],
@@ -133,7 +142,13 @@ class Column:
 
     @classmethod
     def from_json(cls, data: dict) -> Column:
-        key = ColumnKey(data["release"], data["flavour"], data["device"], data.get("kind", "tests"))
+        key = ColumnKey(
+            data["release"],
+            data["flavour"],
+            data["device"],
+            data.get("kind", "tests"),
+            data.get("gpu", ""),
+        )
         sources = data.get("sources") or [data.get("source", "?")]
         return cls(key, data["torch"], data.get("session"), sources, data["complete"])
 
@@ -141,8 +156,8 @@ class Column:
 @dataclass
 class Matrix:
     columns: list[Column] = field(default_factory=list)
-    cells: dict[str, dict[str, dict]] = field(default_factory=dict)
-    """case id -> str(column key) -> cell record"""
+    cells: dict[str, dict[str, CaseRecord]] = field(default_factory=dict)
+    """case id -> str(column key) -> the run's record"""
     incomplete: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -157,7 +172,9 @@ class Matrix:
             "schema_version": MATRIX_SCHEMA_VERSION,
             "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "columns": [c.to_json() for c in self.columns],
-            "cells": self.cells,
+            "cells": {
+                cid: {k: r.to_json() for k, r in row.items()} for cid, row in self.cells.items()
+            },
             "incomplete": self.incomplete,
             "missing": self.missing,
             "skipped": self.skipped,
@@ -167,40 +184,16 @@ class Matrix:
     def column(self, key: str) -> Column:
         return next(c for c in self.columns if str(c.key) == key)
 
-    def counts(self, column: Column) -> dict[str, int]:
-        """Cells per outcome in one column, ``not run`` for cells without one, and how
-        many differ from their recorded expectation."""
-        key = str(column.key)
-        counts = {o.value: 0 for o in Outcome}
-        counts["not run"] = counts["unexpected"] = 0
-        for row in self.cells.values():
-            cell = row.get(key)
-            if cell is None:
-                continue
-            counts[cell["outcome"] or "not run"] += 1
-            counts["unexpected"] += is_unexpected(cell)
-        return counts
+
+def _column_key(run: Run, record: CaseRecord) -> ColumnKey:
+    gpus = run.data["environment"].get("gpus") or []
+    gpu = gpus[0].get("name", "") if record.device != "cpu" and gpus else ""
+    device = column_device(record.device, record.tf32)
+    return ColumnKey(run.release, run.flavour, device, run.kind, gpu)
 
 
-def is_unexpected(cell: dict | None) -> bool:
-    """An outcome that the expectations table did not predict (a finding)."""
-    return bool(
-        cell
-        and cell.get("outcome") is not None
-        and cell.get("expected_outcome") is not None
-        and cell["outcome"] != cell["expected_outcome"]
-    )
-
-
-def _column_key(run: Run, case: dict) -> ColumnKey:
-    data = run.data
-    release = data.get("release") or release_of(data["environment"]["torch"])
-    flavour = data.get("flavour") or "installed"
-    device = case["device"] + ("-tf32" if case.get("tf32") else "")
-    return ColumnKey(release, flavour, device, run.kind)
-
-
-def _release_sort_key(release: str, torch: str) -> tuple:
+def release_sort_key(release: str, torch: str) -> tuple:
+    """The release table's order; a release it lacks after every one it has, by torch."""
     if release in RELEASES:
         return (list(RELEASES).index(release), Version("0"))
     return (len(RELEASES), torch_release(torch))
@@ -208,13 +201,15 @@ def _release_sort_key(release: str, torch: str) -> tuple:
 
 def _column_sort_key(column: Column) -> tuple:
     key = column.key
-    # CPU lanes, then GPU lanes, then the generator's findings; by release within each.
+    # Matrix lanes, then the generator's findings, then entry points; CPU lanes before
+    # GPU lanes; by release within each.
     return (
-        key.kind != "tests",
-        key.gpu,
+        KIND_ORDER.index(key.kind) if key.kind in KIND_ORDER else len(KIND_ORDER),
+        key.on_gpu,
         key.flavour,
         key.device,
-        _release_sort_key(key.release, column.torch),
+        key.gpu,
+        release_sort_key(key.release, column.torch),
     )
 
 
@@ -257,46 +252,48 @@ def build_matrix(paths: list[Path]) -> Matrix:
     return matrix_of(runs, skipped)
 
 
+def _add_run(matrix: Matrix, columns: dict[ColumnKey, Column], run: Run) -> None:
+    env = run.data["environment"]
+    for record in run.records:
+        key = _column_key(run, record)
+        column = columns.get(key)
+        if column is None:
+            column = columns[key] = Column(
+                key,
+                run.torch,
+                run.data.get("session"),
+                [],
+                True,
+                env.get("platform"),
+                run.data.get("install"),
+            )
+        if str(run.path) not in column.sources:
+            column.sources.append(str(run.path))
+        # A column merges every run of it; one unfinished run leaves it incomplete.
+        column.complete = column.complete and run.complete
+        if column.torch != run.torch:
+            raise ConfigError(
+                f"{run.path} and {column.sources[0]} both give column {key} but test "
+                f"torch {run.torch} and {column.torch}; report them separately"
+            )
+        matrix.cells.setdefault(record.id, {})[str(key)] = record
+    if not run.complete:
+        matrix.incomplete.append(str(run.path))
+
+
 def matrix_of(runs: list[Run], skipped: list[str] | None = None) -> Matrix:
     matrix = Matrix(skipped=list(skipped or []), sources=[str(r.path) for r in runs])
     columns: dict[ColumnKey, Column] = {}
     matrix.benefit = benefit_rows([r for r in runs if r.kind == "benefit"])
     for run in runs:
-        env = run.data["environment"]
-        for case in run.data["cases"]:
-            key = _column_key(run, case)
-            column = columns.get(key)
-            if column is None:
-                column = columns[key] = Column(
-                    key,
-                    env["torch"],
-                    run.data.get("session"),
-                    [],
-                    True,
-                    env.get("platform"),
-                    run.data.get("install"),
-                )
-            if str(run.path) not in column.sources:
-                column.sources.append(str(run.path))
-            # A column merges every run of it; one unfinished run leaves it incomplete.
-            column.complete = column.complete and bool(run.data["complete"])
-            if column.torch != env["torch"]:
-                raise ConfigError(
-                    f"{run.path} and {column.sources[0]} both give column {key} but test "
-                    f"torch {env['torch']} and {column.torch}; report them separately"
-                )
-            # Every cell has the core fields; the generator's own only where recorded.
-            cell = {k: case.get(k) for k in CELL_FIELDS if k in case or k in CORE_FIELDS}
-            matrix.cells.setdefault(case["id"], {})[str(key)] = cell
-        if not run.data["complete"]:
-            matrix.incomplete.append(str(run.path))
+        _add_run(matrix, columns, run)
     matrix.columns = sorted(columns.values(), key=_column_sort_key)
     for column in matrix.columns:
         if column.complete or column.key.kind != "tests":
             continue
         key = str(column.key)
         have = {cid for cid, row in matrix.cells.items() if key in row}
-        device = column.key.device.split("-")[0]
+        device = column.key.device_and_tf32[0]
         want = {c.id for c in CASES if device in c.devices}
         matrix.missing += [f"{key}: {cid}" for cid in sorted(want - have, key=CASE_ORDER.get)]
     matrix.cells = dict(sorted(matrix.cells.items(), key=lambda kv: CASE_ORDER.get(kv[0], 1e9)))
@@ -309,19 +306,18 @@ def benefit_rows(runs: list[Run]) -> list[dict]:
     rows_: list[dict] = []
     for run in runs:
         section = run.data.get("benefit") or {}
-        env = run.data["environment"]
         rows_.append(
             {
-                "release": run.data.get("release") or release_of(env["torch"]),
-                "flavour": run.data.get("flavour") or "installed",
-                "torch": env["torch"],
+                "release": run.release,
+                "flavour": run.flavour,
+                "torch": run.torch,
                 "device": section.get("device"),
                 "model": section.get("model"),
                 "method": section.get("method"),
                 "configs": section.get("configs", {}),
                 "summary": section.get("summary", {}),
                 "pr_figures_gb": section.get("pr_figures_gb"),
-                "complete": bool(run.data["complete"]),
+                "complete": run.complete,
                 "source": str(run.path),
             }
         )
@@ -329,7 +325,7 @@ def benefit_rows(runs: list[Run]) -> list[dict]:
         key=lambda r: (
             r["device"] or "",
             r["model"] or "",
-            _release_sort_key(r["release"], r["torch"]),
+            release_sort_key(r["release"], r["torch"]),
         )
     )
     previous: dict[tuple, dict] = {}
@@ -355,33 +351,40 @@ def load_baseline(path: Path) -> Matrix:
     if path.is_file():
         data = read_json(path, "baseline")
         if isinstance(data, dict) and data.get("schema") == MATRIX_SCHEMA:
-            if data.get("schema_version", 0) > MATRIX_SCHEMA_VERSION:
-                raise ConfigError(
-                    f"baseline {path} has matrix schema version {data['schema_version']}; "
-                    f"this convbn-compat reads up to {MATRIX_SCHEMA_VERSION}"
-                )
-            try:
-                columns = [Column.from_json(c) for c in data["columns"]]
-                cells = data["cells"]
-                _check_baseline_cells(path, cells)
-            except (KeyError, TypeError, AttributeError) as exc:
-                raise ConfigError(
-                    f"baseline {path} is a matrix missing {exc}; regenerate it with `report`"
-                ) from None
-            return Matrix(columns, cells, data.get("incomplete", []))
+            return _matrix_from_json(path, data)
     return build_matrix([path])
 
 
-def _check_baseline_cells(path: Path, cells: dict) -> None:
-    for case_id, row in cells.items():
-        for key, cell in row.items():
-            try:
-                if cell.get("outcome") is not None:
-                    Outcome.parse(cell["outcome"])
-            except ValueError as exc:
-                raise ConfigError(
-                    f"baseline {path}: cell {case_id} @ {key}: {exc}; regenerate the baseline"
-                ) from None
+def _matrix_from_json(path: Path, data: dict) -> Matrix:
+    version = data.get("schema_version", 0)
+    if not isinstance(version, int) or version > MATRIX_SCHEMA_VERSION:
+        raise ConfigError(
+            f"baseline {path} has matrix schema version {version!r}; "
+            f"this convbn-compat reads up to {MATRIX_SCHEMA_VERSION}"
+        )
+    try:
+        columns = [Column.from_json(c) for c in data["columns"]]
+        cells = {
+            cid: {key: _baseline_record(cid, key, cell) for key, cell in row.items()}
+            for cid, row in data["cells"].items()
+        }
+    except RecordError as exc:
+        raise ConfigError(f"baseline {path}: {exc}; regenerate the baseline") from None
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ConfigError(
+            f"baseline {path} is a matrix missing or mangling {exc}; regenerate it with `report`"
+        ) from None
+    return Matrix(columns, cells, data.get("incomplete", []))
+
+
+def _baseline_record(case_id: str, key: str, cell: dict) -> CaseRecord:
+    """A baseline's cell as a record (version 1 kept the record less its identity)."""
+    device, tf32 = ColumnKey.parse(key).device_and_tf32
+    identity = {"id": case_id, "subset": "?", "device": device, "tf32": tf32}
+    try:
+        return CaseRecord.from_json({**identity, **cell})
+    except RecordError as exc:
+        raise RecordError(f"cell {case_id} @ {key}: {exc}") from None
 
 
 def compare(current: Matrix, baseline: Matrix) -> list[dict]:
@@ -401,129 +404,20 @@ def compare(current: Matrix, baseline: Matrix) -> list[dict]:
         then_row = baseline.cells.get(case_id, {})
         for key in list(now_row) + [k for k in then_row if k not in now_row]:
             now, then = now_row.get(key), then_row.get(key)
-            if then is None:
-                klass = Diff.NEW_CELL
-            elif now is None:
-                klass = Diff.GONE_CELL
-            elif now["outcome"] == then["outcome"]:
-                klass = Diff.UNCHANGED
-            elif now["outcome"] is None or then["outcome"] is None:
-                klass = Diff.CHANGED
-            elif severity(now["outcome"]) > severity(then["outcome"]):
-                klass = Diff.NEW_FAILURE
-            elif now["outcome"] == Outcome.FUSED.value:
-                klass = Diff.FIXED
-            else:
-                klass = Diff.CHANGED
             rows.append(
                 {
                     "case": case_id,
                     "column": key,
-                    "class": klass.value,
-                    "before": then and then["outcome"],
-                    "after": now and now["outcome"],
-                    "count_changed": bool(now and then and now["fire_count"] != then["fire_count"]),
-                    "message_changed": bool(now and then and now["message"] != then["message"]),
+                    "class": Diff.of(now, then).value,
+                    "before": _word(then),
+                    "after": _word(now),
+                    "count_changed": bool(now and then and now.fire_count != then.fire_count),
+                    "message_changed": bool(now and then and now.message != then.message),
                 }
             )
     rows.sort(key=lambda r: CLASSES.index(r["class"]))
     return rows
 
 
-@dataclass(frozen=True)
-class Change:
-    """A case's outcome differs from the release before, along one lane."""
-
-    lane: str
-    before_release: str
-    release: str
-    before: str | None
-    after: str | None
-
-    @property
-    def direction(self) -> str:
-        """``regression`` (worse), ``fix`` (better) or ``change`` (neither, or unknown)."""
-        if self.before is None or self.after is None:
-            return "change"
-        a, b = severity(self.before), severity(self.after)
-        return "regression" if b > a else "fix" if b < a else "change"
-
-    def __str__(self) -> str:
-        return f"{self.release} ({self.lane}): {self.before} -> {self.after} ({self.direction})"
-
-
-def lane_text(key: ColumnKey) -> str:
-    text = f"{key.flavour}/{key.device}"
-    return text if key.kind == "tests" else f"{text} {key.kind}"
-
-
-def row_changes(matrix: Matrix) -> dict[str, list[Change]]:
-    """Per case, every change of outcome from one release to the next, in each lane."""
-    lanes: dict[tuple, list[Column]] = {}
-    for column in matrix.columns:
-        lanes.setdefault(column.key.lane, []).append(column)
-    out: dict[str, list[Change]] = {}
-    for case_id, row in matrix.cells.items():
-        for columns in lanes.values():
-            previous: tuple[Column, str | None] | None = None
-            for column in columns:
-                cell = row.get(str(column.key))
-                if cell is None:
-                    continue
-                if previous is not None and cell["outcome"] != previous[1]:
-                    out.setdefault(case_id, []).append(
-                        Change(
-                            lane_text(column.key),
-                            previous[0].key.release,
-                            column.key.release,
-                            previous[1],
-                            cell["outcome"],
-                        )
-                    )
-                previous = (column, cell["outcome"])
-    return out
-
-
-class RowGroup(str, enum.Enum):
-    """Rows by what a reader must look at first."""
-
-    UNEXPECTED = "unexpected"
-    """Some cell's outcome is not the one the expectations table predicts, or the
-    baseline comparison calls it a new failure."""
-    KNOWN = "known"
-    """Not fused somewhere, every time as the expectations table predicts."""
-    FUSED = "fused"
-    """Fused (or unsupported) everywhere it ran."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class Row:
-    case_id: str
-    group: RowGroup
-    worst: int
-    """The worst outcome's severity in the row"""
-
-
-def rows(matrix: Matrix, diff: list[dict] | None = None) -> list[Row]:
-    """Every row, the ones to look at first first: unexpected, then known failures by
-    how bad they are, then the all-fused ones, each in case order."""
-    new_failures = {r["case"] for r in diff or () if r["class"] == Diff.NEW_FAILURE.value}
-    out = []
-    for case_id, row in matrix.cells.items():
-        outcomes = [c["outcome"] for c in row.values() if c.get("outcome") is not None]
-        worst = max((severity(o) for o in outcomes), default=0)
-        if case_id in new_failures or any(is_unexpected(c) for c in row.values()):
-            group = RowGroup.UNEXPECTED
-        elif worst > 0:
-            group = RowGroup.KNOWN
-        else:
-            group = RowGroup.FUSED
-        out.append(Row(case_id, group, worst))
-    order = list(RowGroup)
-    return sorted(
-        out,
-        key=lambda r: (order.index(r.group), -r.worst, CASE_ORDER.get(r.case_id, 1e9)),
-    )
+def _word(record: CaseRecord | None) -> str | None:
+    return None if record is None or record.outcome is None else record.outcome.value

@@ -1,9 +1,9 @@
-"""``python -m convbn_compat report``: many results files, one matrix, and what changed.
+"""``convbn-compat report``: many results files, one matrix, and what changed.
 
-The model (columns, cells, changes, comparison with a baseline) is ``report_model``;
-``report_markdown`` and ``report_html`` render it. This module writes the three files
-and decides the exit status: findings (a new failure against the baseline, an incomplete
-run) exit 1, bad input exits 2.
+The model (columns of records, the comparison with a baseline) is ``model``; ``view``
+computes what a reader sees once, and ``markdown`` and ``html`` draw it. This module
+writes the three files and decides the exit status: findings (a new failure against the
+baseline, an incomplete run) exit 1, bad input exits 2.
 """
 
 from __future__ import annotations
@@ -14,28 +14,14 @@ from pathlib import Path
 import filelock
 
 from ..core.errors import ConfigError, Exit
+from ..core.releases import INSTALLED, RELEASES
 from ..core.results import atomic_write_json
 from .html import render_html
 from .markdown import render_markdown, table_document
-from .model import (
-    Diff,
-    Matrix,
-    build_matrix,
-    compare,
-    load_baseline,
-    row_changes,
-)
+from .model import build_matrix, compare, load_baseline
+from .view import build_view
 
-__all__ = [
-    "Matrix",
-    "build_matrix",
-    "compare",
-    "main_report",
-    "render_html",
-    "render_markdown",
-    "row_changes",
-    "table_document",
-]
+__all__ = ["main_report", "table"]
 
 
 def check_output_folder(outdir: Path) -> None:
@@ -50,12 +36,28 @@ def check_output_folder(outdir: Path) -> None:
         )
 
 
+def _check_no_fail_on(releases: tuple[str, ...]) -> None:
+    unknown = [r for r in releases if r not in RELEASES and r != INSTALLED]
+    if unknown:
+        raise ConfigError(
+            f"--no-fail-on {unknown[0]!r} is not a release; choose from: "
+            f"{', '.join([*RELEASES, INSTALLED])}"
+        )
+
+
+def table(paths: list[Path], device: str = "cpu") -> str:
+    """``docs/matrix.md``: every case against every release of one device."""
+    return table_document(build_view(build_matrix(paths)), [str(p) for p in paths], device)
+
+
 def main_report(
     paths: list[Path], outdir: Path, baseline: Path | None, no_fail_on: tuple[str, ...] = ()
 ) -> int:
     check_output_folder(outdir)
+    _check_no_fail_on(no_fail_on)
     matrix = build_matrix(paths)
     diff = compare(matrix, load_baseline(baseline)) if baseline else None
+    view = build_view(matrix, diff)
     for note in matrix.skipped:
         print(f"skipped {note}")
     outdir.mkdir(exist_ok=True)
@@ -67,8 +69,8 @@ def main_report(
             data["baseline"] = {"source": str(baseline), "cells": diff}
         atomic_write_json(outdir / "matrix.json", data)
         for name, text in (
-            ("matrix.md", render_markdown(matrix, diff)),
-            ("matrix.html", render_html(matrix, diff, generated)),
+            ("matrix.md", render_markdown(view)),
+            ("matrix.html", render_html(view, generated)),
         ):
             tmp = outdir / f".{name}.tmp"
             tmp.write_text(text, encoding="utf-8")
@@ -82,13 +84,12 @@ def main_report(
         # A run that stopped early says nothing about the cells it never reached.
         print(f"INCOMPLETE runs (exit {Exit.FINDINGS:d}): {', '.join(matrix.incomplete)}")
         status = Exit.FINDINGS
-    if diff is not None:
-        fatal = 0
-        for r in (r for r in diff if r["class"] == Diff.NEW_FAILURE.value):
-            reported_only = r["column"].split("/")[0] in no_fail_on
-            fatal += not reported_only
-            note = " (reported only)" if reported_only else ""
-            print(f"NEW FAILURE{note} {r['case']} @ {r['column']}: {r['before']} -> {r['after']}")
-        if fatal:
-            status = Exit.FINDINGS
+    fatal = 0
+    for r in view.new_failures:
+        reported_only = r["column"].split("/")[0] in no_fail_on
+        fatal += not reported_only
+        note = " (reported only)" if reported_only else ""
+        print(f"NEW FAILURE{note} {r['case']} @ {r['column']}: {r['before']} -> {r['after']}")
+    if fatal:
+        status = Exit.FINDINGS
     return int(status)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from convbn_compat.__main__ import main
-from convbn_compat.report.model import RowGroup, build_matrix, rows
+from convbn_compat.report.model import build_matrix
+from convbn_compat.report.view import RowGroup, build_view
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results"
@@ -42,7 +43,7 @@ def _css(browser, selector):
 @pytest.mark.parametrize("width", WIDTHS)
 def test_summary_comes_first_and_counts_what_the_model_counts(browser, page, width):
     _load(browser, page, width)
-    ordered = rows(build_matrix([RESULTS]))
+    ordered = build_view(build_matrix([RESULTS])).rows
     cards = [c.text for c in _css(browser, "#summary .card")]
     counts = {g: sum(1 for r in ordered if r.group is g) for g in RowGroup}
     assert any(t.startswith(f"{counts[RowGroup.KNOWN]}\n") for t in cards), cards

@@ -6,9 +6,12 @@ import pytest
 
 from convbn_compat.core import expectations
 from convbn_compat.core.entrypoints import ENTRY_POINTS, IDS, get_entry
-from convbn_compat.core.releases import ConfigError
+from convbn_compat.core.errors import ConfigError
 from convbn_compat.report.model import REGRESSION_FRACTION
-from convbn_compat.report.write import build_matrix, render_html, render_markdown
+from convbn_compat.report.html import render_html
+from convbn_compat.report.markdown import render_markdown
+from convbn_compat.report.model import build_matrix
+from convbn_compat.report.view import build_view
 from convbn_compat.tools.benefit import summarise
 
 
@@ -81,10 +84,10 @@ def test_reach_is_a_lane_of_its_own_and_a_wrong_entry_is_unexpected(tmp_path):
     matrix = build_matrix([tmp_path])
     assert [str(c.key) for c in matrix.columns] == ["2.4/cpu/cpu/reach"]
     assert not matrix.missing  # a reach run is not held to the case table
-    page = render_html(matrix, None)
+    page = render_html(build_view(matrix))
     assert "entry points, CPU wheel on CPU" in page
     assert "nox -s reach-2.4-cpu -- --only {case}" in page
-    md = render_markdown(matrix, None)
+    md = render_markdown(build_view(matrix))
     assert "**1 cases with an unexpected outcome**" in md
 
 
@@ -97,10 +100,10 @@ def test_benefit_rows_flag_a_release_whose_saving_fell(tmp_path):
     assert [bool(r["regression"]) for r in matrix.benefit] == [False, False, True]
     assert matrix.benefit[2]["regression"] == "memory saved fell from 40% (2.5) to 20%"
     assert 0.4 * (1 - REGRESSION_FRACTION) > 0.2
-    md = render_markdown(matrix, None)
+    md = render_markdown(build_view(matrix))
     assert "## What the pass saves" in md
     assert "| 2.6 | 2.6.0 | cpu | small | 0.0 MiB | 0.0 MiB | 0.0 MiB | 20% |" in md
-    assert "1</b>benefit regressions" in render_html(matrix, None)
+    assert "1</b>benefit regressions" in render_html(build_view(matrix))
 
 
 def test_summarise_compares_flag_on_with_off_and_eager():

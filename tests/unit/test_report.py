@@ -7,7 +7,9 @@ import pytest
 
 from convbn_compat.__main__ import main
 from convbn_compat.core.cases import CASES, UPSTREAM_CASES
-from convbn_compat.report.write import build_matrix, compare, render_html, row_changes
+from convbn_compat.report.html import render_html
+from convbn_compat.report.model import build_matrix, compare
+from convbn_compat.report.view import build_view, row_changes
 
 DECOMPOSED = "ConvOp-bias-Conv2d-bn-decomposed"
 
@@ -135,7 +137,7 @@ def test_incomplete_run_is_reported_as_incomplete_with_missing_cells(tmp_path):
     matrix = build_matrix([path])
     assert matrix.incomplete == [str(path)]
     assert len(matrix.missing) == len([c for c in CASES if "cpu" in c.devices]) - 10
-    assert "(incomplete)" in render_html(matrix, None)
+    assert "(incomplete)" in render_html(build_view(matrix))
 
 
 def test_html_escapes_text_taken_from_results(tmp_path):

@@ -54,7 +54,7 @@ function openPanel(button) {
     body.append(text("h3", "why this outcome is expected"), text("pre", cell.expectation_reason));
   }
   if (cell.message) body.append(text("h3", "message"), text("pre", cell.message));
-  const commands = DATA.commands[column.key];
+  const commands = DATA.commands[column.key] || {repro: "-", rerun: "-"};
   const fill = (template) => template.split("{case}").join(caseId);
   body.append(commandBlock("reproduce (standalone script)", fill(commands.repro)));
   body.append(commandBlock("rerun", fill(commands.rerun)));
@@ -91,14 +91,16 @@ document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && !panel.hidden) closePanel();
 });
 
+// The all-fused rows fold; a report without any has neither the rows nor the button.
 const fused = $("fused-rows");
 const toggle = $("toggle-fused");
 function setFolded(folded) {
+  if (!fused || !toggle) return;
   fused.classList.toggle("folded", folded);
   toggle.textContent = folded ? "show" : "hide";
   toggle.setAttribute("aria-expanded", String(!folded));
 }
-toggle.onclick = () => setFolded(!fused.classList.contains("folded"));
+if (toggle) toggle.onclick = () => setFolded(!fused.classList.contains("folded"));
 setFolded(true);
 
 const q = $("q"), o = $("o"), c = $("c");
