@@ -92,7 +92,9 @@ def test_a_baseline_holding_an_unknown_outcome(capsys, folder, tmp_path):
     code, _, err = run(capsys, "report", folder, "-o", tmp_path / "r2", "--baseline", baseline)
     line = one_line_error(err)
     assert code == Exit.BAD_INPUT
-    assert f"baseline {baseline}: cell {DECOMPOSED} @ 2.4/cpu/cpu: field 'outcome' is 'broken'" in line
+    assert (
+        f"baseline {baseline}: cell {DECOMPOSED} @ 2.4/cpu/cpu: field 'outcome' is 'broken'" in line
+    )
 
 
 def test_a_baseline_that_shares_no_column_with_the_run(capsys, folder, tmp_path):

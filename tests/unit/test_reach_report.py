@@ -7,10 +7,9 @@ import pytest
 from convbn_compat.core import expectations
 from convbn_compat.core.entrypoints import ENTRY_POINTS, IDS, get_entry
 from convbn_compat.core.errors import ConfigError
-from convbn_compat.report.model import REGRESSION_FRACTION
 from convbn_compat.report.html import render_html
 from convbn_compat.report.markdown import render_markdown
-from convbn_compat.report.model import build_matrix
+from convbn_compat.report.model import REGRESSION_FRACTION, build_matrix
 from convbn_compat.report.view import build_view
 from convbn_compat.tools.benefit import summarise
 
