@@ -235,132 +235,44 @@ def _encode(ex: Example) -> str:
     return "-".join(parts + _bn_tokens(ex) + _run_tokens(ex))
 
 
-_TOKENS: list[tuple[re.Pattern, object]] = []
-
-
-def _token(pattern: str):
-    def register(fn):
-        _TOKENS.append((re.compile(pattern + r"\Z"), fn))
-        return fn
-
-    return register
-
-
-def _spatial(ex_dims: int, text: str) -> tuple[int, ...]:
+def _spatial(dims: int, text: str) -> tuple[int, ...]:
     values = _parse_ints(text)
-    return values * ex_dims if len(values) == 1 else values
+    return values * dims if len(values) == 1 else values
 
 
-@_token(r"k([0-9x]+)")
-def _(f, m, dims):
-    f["kernel"] = _spatial(dims, m[1])
-
-
-@_token(r"s([0-9x]+)")
-def _(f, m, dims):
-    f["stride"] = _spatial(dims, m[1])
-
-
-@_token(r"d([0-9x]+)")
-def _(f, m, dims):
-    f["dilation"] = _spatial(dims, m[1])
-
-
-@_token(r"p(same|valid)")
-def _(f, m, dims):
-    f["padding"] = m[1]
-
-
-@_token(r"p([0-9x]+)")
-def _(f, m, dims):
-    f["padding"] = _spatial(dims, m[1])
-
-
-@_token(r"op([0-9x]+)")
-def _(f, m, dims):
-    f["output_padding"] = _spatial(dims, m[1])
-
-
-@_token(r"g([0-9]+)")
-def _(f, m, dims):
-    f["groups"] = int(m[1])
-
-
-@_token(r"nobias")
-def _(f, m, dims):
-    f["bias"] = False
-
-
-@_token(r"pm(reflect|replicate|circular)")
-def _(f, m, dims):
-    f["padding_mode"] = m[1]
-
-
-@_token(r"x([0-9x]+)")
-def _(f, m, dims):
-    f["input_shape"] = _parse_ints(m[1])
-
-
-@_token(r"bnnoaffine")
-def _(f, m, dims):
-    f["bn_affine"] = False
-
-
-@_token(r"bnnostats")
-def _(f, m, dims):
-    f["bn_track"] = False
-
-
-@_token(r"eps([0-9])")
-def _(f, m, dims):
-    f["bn_eps"] = EPS[m[1]]
-
-
-@_token(r"mom(none|[0-9.]+)")
-def _(f, m, dims):
-    f["bn_momentum"] = None if m[1] == "none" else float(m[1])
-
-
-@_token(r"bn(kw|all)")
-def _(f, m, dims):
-    f["bn_form"] = m[1]
-
-
-@_token(r"(float64|float16|bfloat16)")
-def _(f, m, dims):
-    f["dtype"] = m[1]
-
-
-@_token(r"(autocast|cl|dyn|user|bwd)")
-def _(f, m, dims):
-    name = {
-        "autocast": "autocast",
-        "cl": "channels_last",
-        "dyn": "dynamic",
-        "user": "extra_user",
-        "bwd": "backward",
-    }[m[1]]
-    f[name] = True
-
-
-@_token(r"noinline")
-def _(f, m, dims):
-    f["inline"] = False
-
-
-@_token(r"pairs([0-9]+)")
-def _(f, m, dims):
-    f["pairs"] = int(m[1])
-
-
-@_token(r"(flagoff|train|freezing)")
-def _(f, m, dims):
-    f["control"] = m[1]
-
-
-@_token(r"seed([0-9]+)")
-def _(f, m, dims):
-    f["stats_seed"] = int(m[1])
+_SPATIAL = "per spatial dim"
+_TOKENS: tuple[tuple[re.Pattern, str, object], ...] = tuple(
+    (re.compile(pattern + r"\Z"), field, value)
+    for pattern, field, value in (
+        # (token, the Example field it sets, its value: a constant, a conversion of the
+        # token's group, or one int per spatial dim)
+        (r"k([0-9x]+)", "kernel", _SPATIAL),
+        (r"s([0-9x]+)", "stride", _SPATIAL),
+        (r"d([0-9x]+)", "dilation", _SPATIAL),
+        (r"p(same|valid)", "padding", str),
+        (r"p([0-9x]+)", "padding", _SPATIAL),
+        (r"op([0-9x]+)", "output_padding", _SPATIAL),
+        (r"g([0-9]+)", "groups", int),
+        (r"nobias", "bias", False),
+        (r"pm(reflect|replicate|circular)", "padding_mode", str),
+        (r"x([0-9x]+)", "input_shape", _parse_ints),
+        (r"bnnoaffine", "bn_affine", False),
+        (r"bnnostats", "bn_track", False),
+        (r"eps([0-9])", "bn_eps", EPS.__getitem__),
+        (r"mom(none|[0-9.]+)", "bn_momentum", lambda t: None if t == "none" else float(t)),
+        (r"bn(kw|all)", "bn_form", str),
+        (r"(float64|float16|bfloat16)", "dtype", str),
+        (r"autocast", "autocast", True),
+        (r"cl", "channels_last", True),
+        (r"dyn", "dynamic", True),
+        (r"user", "extra_user", True),
+        (r"bwd", "backward", True),
+        (r"noinline", "inline", False),
+        (r"pairs([0-9]+)", "pairs", int),
+        (r"(flagoff|train|freezing)", "control", str),
+        (r"seed([0-9]+)", "stats_seed", int),
+    )
+)
 
 
 def _head(text: str, tokens: list[str]) -> dict:
@@ -379,11 +291,17 @@ def _head(text: str, tokens: list[str]) -> dict:
 
 
 def _apply_token(text: str, token: str, fields: dict, dims: int) -> None:
-    for pattern, apply in _TOKENS:
+    for pattern, field, value in _TOKENS:
         match = pattern.match(token)
-        if match:
-            apply(fields, match, dims)
-            return
+        if not match:
+            continue
+        if value is _SPATIAL:
+            fields[field] = _spatial(dims, match[1])
+        elif callable(value):
+            fields[field] = value(match[1])
+        else:
+            fields[field] = value
+        return
     raise IdError(f"{text!r}: unknown part {token!r}")
 
 
