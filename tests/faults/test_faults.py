@@ -72,7 +72,6 @@ def test_a_crashing_case_is_an_error_with_its_signal_and_the_others_still_run(tm
 
 
 def test_a_hanging_case_is_stopped_by_the_timeout_and_recorded_as_error(tmp_path):
-    started = time.monotonic()
     proc = subprocess.run(
         # The hang has a 20 s limit of its own (fault_cases.py); the control keeps the
         # default 600 s, so a slow first compile on a busy machine is not cut short.
@@ -83,7 +82,6 @@ def test_a_hanging_case_is_stopped_by_the_timeout_and_recorded_as_error(tmp_path
         timeout=600,
     )
     assert proc.returncode == 1, proc.stdout[-3000:]
-    assert time.monotonic() - started < 300
     data, cases = _cases(tmp_path)
     assert data["complete"] is True
     hang = cases["Fault-hang"]
@@ -117,13 +115,15 @@ INTERRUPTS = {
 @pytest.mark.parametrize("how", INTERRUPTS)
 def test_an_interrupted_run_leaves_an_incomplete_results_file(how, tmp_path):
     sig, workers, preexec, send = INTERRUPTS[how]
-    # Upstream cases with a cold compile cache: slow enough that the signal lands
-    # mid-suite, inside a compile, where torch runs finalizers. A KeyboardInterrupt raised
-    # in one of those is swallowed by Python; before the harness remembered the signal
-    # itself, that run went on to the end, "complete", with the interrupted case failed.
+    # Upstream cases with a cold compile cache: the signal lands mid-suite, inside a
+    # compile, where torch runs finalizers. It waits for two finished records (an event,
+    # not a clock), and 56 cases leave no machine, however busy, done before it. A
+    # KeyboardInterrupt raised in one of those is swallowed by Python; before the
+    # harness remembered the signal itself, that run went on to the end, "complete",
+    # with the interrupted case failed.
     env = dict(_env(tmp_path), TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor-cache"))
     proc = subprocess.Popen(
-        _suite(tmp_path, "-m", "upstream", "-k", "Conv1d and module", "-n", workers),
+        _suite(tmp_path, "-m", "upstream", "-k", "module", "-n", workers),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -143,7 +143,7 @@ def test_an_interrupted_run_leaves_an_incomplete_results_file(how, tmp_path):
         proc.kill()
     data, cases = _cases(tmp_path)
     assert data["complete"] is False
-    assert 2 <= len(cases) < 8  # 8 upstream Conv1d module cases were selected
+    assert 2 <= len(cases) < 56  # 56 upstream module cases were selected
     # Only cases that ran to the end are recorded, never one the interrupt cut short.
     assert {(c["outcome"], c["status"]) for c in cases.values()} == {("fused", "passed")}
 
