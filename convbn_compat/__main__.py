@@ -9,6 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from .core.cells import DEVICES
 from .core.errors import ConfigError, Exit
 
 DESCRIPTION = """\
@@ -240,7 +241,7 @@ def _parser() -> argparse.ArgumentParser:
     env.set_defaults(func=_env)
     table = sub.add_parser("table", help="lay results files out as a Markdown matrix")
     table.add_argument("results", nargs="+", type=Path, help="results JSON files")
-    table.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    table.add_argument("--device", default="cpu", choices=DEVICES)
     table.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     table.set_defaults(func=_table)
     report = sub.add_parser(
@@ -274,7 +275,7 @@ def _parser() -> argparse.ArgumentParser:
     cases.set_defaults(func=_cases)
     repro = sub.add_parser("repro", help="write a standalone script that reproduces a case")
     repro.add_argument("case", help="case id, e.g. ConvOp-bias-Conv2d-bn-decomposed")
-    repro.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    repro.add_argument("--device", default="cpu", choices=DEVICES)
     repro.add_argument("--tf32", action="store_true", help="with TF32 on (cuda)")
     repro.add_argument("--release", help="release whose install commands head the script")
     repro.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
@@ -284,7 +285,7 @@ def _parser() -> argparse.ArgumentParser:
     # The older release need not be the good one: a fix is bisected as a regression is.
     bis.add_argument("--older", "--good", required=True, metavar="X.Y", help="one release")
     bis.add_argument("--newer", "--bad", required=True, metavar="X.Y", help="a later one")
-    bis.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    bis.add_argument("--device", default="cpu", choices=DEVICES)
     bis.set_defaults(func=_bisect)
     rep = sub.add_parser(
         "replay",
@@ -292,7 +293,7 @@ def _parser() -> argparse.ArgumentParser:
         "release range of each (default: the found cases)",
     )
     rep.add_argument("cases", nargs="*", help="case or generated example ids")
-    rep.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    rep.add_argument("--device", default="cpu", choices=DEVICES)
     rep.add_argument("--releases", metavar="X.Y,X.Y", help="only these releases")
     rep.add_argument("-o", "--output", type=Path, help="write a Markdown table here")
     rep.set_defaults(func=_replay)

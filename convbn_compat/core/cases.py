@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import generated
+from .cells import DEVICES, parse_cell_id
 from .errors import ConfigError
 
 __all__ = [
@@ -62,7 +63,7 @@ class Case:
     """Inductor's freezing flag on (the pass's guard reads it), grad left on."""
     dtype: str = "float32"
     channels_last: bool = False
-    devices: tuple[str, ...] = ("cpu", "cuda")
+    devices: tuple[str, ...] = DEVICES
     links: tuple[str, ...] = ()
     about: str = ""
     example: str | None = None
@@ -282,9 +283,9 @@ def get_case(case_id: str) -> Case:
     case_id = case_id.strip()
     if case_id in _BY_ID:
         return _BY_ID[case_id]
-    for suffix in ("-cuda-tf32", "-cuda", "-cpu"):  # a cell's pytest id, pasted whole
-        if case_id.endswith(suffix) and case_id[: -len(suffix)] in _BY_ID:
-            return _BY_ID[case_id[: -len(suffix)]]
+    cell = parse_cell_id(case_id)  # a cell's pytest id, pasted whole
+    if cell is not None and cell[0] in _BY_ID:
+        return _BY_ID[cell[0]]
     if case_id.startswith(generated.PREFIX + "-"):
         try:  # any generated example, found by `fuzz` or written by hand
             return generated_case(case_id)

@@ -21,6 +21,8 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+from .cells import DEVICES
+
 __all__ = ["CALLS", "CONTROLS", "LAYERS", "PREFIX", "Example", "IdError"]
 
 PREFIX = "Gen"
@@ -116,7 +118,7 @@ class Example:
             return ("cuda",)
         if self.dtype == "float64":
             return ("cpu",)
-        return ("cpu", "cuda")
+        return DEVICES
 
     @property
     def bn_features(self) -> int:

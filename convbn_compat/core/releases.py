@@ -30,7 +30,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONSTRAINTS_DIR = PROJECT_ROOT / "constraints"
 
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
-FLAVOURS = ("cpu", "cuda")
+FLAVOURS = ("cpu", "cuda")  # the wheel flavours, named after the device they add
 NIGHTLY = "nightly"
 INSTALLED = "installed"
 """The pseudo-release of the ``*-installed`` sessions: the torch already installed."""

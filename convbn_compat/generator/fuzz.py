@@ -30,6 +30,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 from ..core import results
 from ..core.cases import GENERATED
+from ..core.cells import DEVICES
 from ..core.generated import Example
 from ..core.outcomes import Blame
 from ..core.record import CaseRecord, Status
@@ -316,7 +317,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Search generated layer -> BatchNorm models for bugs of the pass, "
         "shrink each failure to a minimal example and group failures by signature.",
     )
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--device", default="cpu", choices=DEVICES)
     parser.add_argument("--minutes", type=float, default=10.0, help="time budget (default 10)")
     parser.add_argument("--max-examples", type=int, help="stop after this many examples too")
     parser.add_argument("--seed", type=int, default=0, help="the same seed, the same examples")

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from ..core import results
+from ..core.cells import DEVICES
 
 __all__ = ["CONFIGS", "PR_FIGURES_GB", "main", "measure"]
 
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--device", default="cpu", choices=DEVICES)
     parser.add_argument("--model", choices=tuple(MODELS), help="default: small on the CPU, "
                         "resnet50 on the GPU")  # fmt: skip
     parser.add_argument("--out", type=Path, help="results file (default: <results>/<run>.json)")

@@ -43,6 +43,7 @@ function openPanel(button) {
     ["torch", column.torch],
     ["fires (counter)", `${show(cell.fire_count)} of ${show(cell.expected_count)} expected`],
     ["rewrites in the graph", show(cell.graph_rewrites)],
+    ["the pass's path", show(cell.path)],
     ["max abs error", show(cell.max_abs_error)],
     ["since the release before", td.dataset.change || "same outcome"],
   ];
