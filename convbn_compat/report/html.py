@@ -18,7 +18,7 @@ from importlib import resources
 from ..core.outcomes import NOT_RUN_SYMBOL, Outcome
 from ..core.record import CaseRecord
 from .model import CLASSES, Column, Diff
-from .view import TITLES, Change, Row, RowGroup, View, lane_text
+from .view import TITLES, Change, Row, RowGroup, Section, View, lane_text
 
 __all__ = ["render_html"]
 
@@ -108,7 +108,9 @@ def _counts_table(view: View) -> list[str]:
 
 def _summary(view: View) -> str:
     matrix = view.matrix
-    out = ['<section id="summary"><h2>Summary</h2><div class="cards">']
+    out = ['<section id="summary"><h2>Summary: where the pass is broken now</h2>']
+    out.append(_release_summary(view))
+    out.append('<div class="cards">')
     out += [f'<div class="card {c}"><b>{n}</b>{esc(label)}</div>' for c, n, label in _cards(view)]
     out.append("</div>")
     if matrix.incomplete:
@@ -177,10 +179,10 @@ def _benefit(view: View) -> str:
     return "".join(out)
 
 
-def _head(view: View) -> str:
+def _head(section: Section) -> str:
     top = ['<tr class="lanes"><th class="case" rowspan="2" scope="col">case</th>']
     second = ['<tr class="rels">']
-    for lane in view.lanes:
+    for lane in section.lanes:
         key = lane.columns[0].key
         kind = f" {key.kind}" if key.kind != "tests" else " gpu" if key.on_gpu else ""
         top.append(
@@ -190,10 +192,11 @@ def _head(view: View) -> str:
         for i, column in enumerate(lane.columns):
             start = " lane-start" if i == 0 else ""
             incomplete = " (incomplete)" if not column.complete else ""
+            gpu = f"<br><small>{esc(column.key.gpu)}</small>" if column.key.gpu else ""
             second.append(
                 f'<th class="rel{start}{kind}" scope="col" '
                 f'title="torch {esc(column.torch)} · {esc(", ".join(column.sources))}">'
-                f"{esc(column.key.release)}{incomplete}</th>"
+                f"{esc(column.key.release)}{incomplete}{gpu}</th>"
             )
     return "".join(top) + "</tr>" + "".join(second) + "</tr>"
 
@@ -247,34 +250,40 @@ def _slim(cell: CaseRecord) -> dict:
     return data
 
 
-def _bodies(view: View) -> list[str]:
-    columns = view.matrix.columns
-    starts = {id(lane.columns[0]) for lane in view.lanes}
+def _bodies(view: View, section: Section) -> list[str]:
+    everything = view.matrix.columns
+    columns = section.columns
+    index = {id(c): i for i, c in enumerate(everything)}  # the page's data by column
+    starts = {id(lane.columns[0]) for lane in section.lanes}
+    main = section.kind == "tests"
     bodies = []
     for group in RowGroup:
-        members = view.group(group)
+        members = [r for r in section.rows if r.group is group]
         if not members:
             continue
         fused = group is RowGroup.FUSED
+        target = "fused-rows" if main else f"fused-rows-{section.kind}"
+        toggle_id = ' id="toggle-fused"' if main else ""
         toggle = (
-            ' <button type="button" id="toggle-fused" aria-controls="fused-rows">show</button>'
+            f' <button type="button" class="toggle-fused" aria-controls="{target}"'
+            f"{toggle_id}>show</button>"
             if fused
             else ""
         )
-        body_id = ' id="fused-rows"' if fused else ""
+        body_id = f' id="{target}"' if fused else ""
         out = [
             f'<tbody class="group-{group}"{body_id}>'
             f'<tr class="group"><th colspan="{len(columns) + 1}" scope="rowgroup">'
             f"{esc(TITLES[group])} ({len(members)}){toggle}</th></tr>"
         ]
         for row in members:
-            tds = [_cell(view, row, i, c, id(c) in starts) for i, c in enumerate(columns)]
+            tds = [_cell(view, row, index[id(c)], c, id(c) in starts) for c in columns]
             outcomes = sorted(
                 {c.outcome.value if c.outcome else "none" for c in row.cells.values()}
             )
             out.append(
-                f'<tr class="row" id="row-{esc(row.case_id)}" data-case="{esc(row.case_id)}" '
-                f'data-outcomes="{esc(" ".join(outcomes))}" '
+                f'<tr class="row" id="row-{esc(section.kind)}-{esc(row.case_id)}" '
+                f'data-case="{esc(row.case_id)}" data-outcomes="{esc(" ".join(outcomes))}" '
                 f'data-changes="{1 if row.changes else 0}">'
                 f'<th class="case" scope="row" title="{esc(row.case_id)}">{esc(row.case_id)}</th>'
                 + "".join(tds)
@@ -282,6 +291,59 @@ def _bodies(view: View) -> list[str]:
             )
         bodies.append("".join(out) + "</tbody>")
     return bodies or ["<tbody><tr><td>no cells</td></tr></tbody>"]
+
+
+def _section(view: View, section: Section) -> str:
+    table_id = "matrix" if section.kind == "tests" else f"matrix-{section.kind}"
+    return (
+        f'<h2 id="section-{esc(section.kind)}">{esc(section.title)}</h2>'
+        f'<div class="scroll matrix-wrap" id="{table_id}-wrap"><table class="matrix" '
+        f'id="{table_id}"><thead>{_head(section)}</thead>{"".join(_bodies(view, section))}'
+        "</table></div>"
+    )
+
+
+def _release_summary(view: View) -> str:
+    """Per release, newest first: what is wrong or failing now, with its cause, link and
+    rerun command, and what changed against the release before and the baseline."""
+    out = ['<div id="releases">']
+    for i, summary in enumerate(view.releases):
+        unexpected = sum(b.unexpected for b in summary.broken)
+        head = (
+            f"{esc(summary.release)} (torch {esc(summary.torch)}): {len(summary.broken)} "
+            f"cases wrong or failing" + (f", <b>{unexpected} unexpected</b>" if unexpected else "")
+        )
+        fixes = [f"<code>{esc(c)}</code> {esc(str(ch))}" for c, ch in summary.changes]
+        out.append(f'<details class="release"{" open" if i == 0 else ""}><summary>{head}</summary>')
+        if summary.broken:
+            out.append(
+                '<div class="scroll"><table class="counts broken"><thead><tr><th>case</th>'
+                "<th>outcome</th><th>lanes</th><th>cause</th><th>rerun</th></tr></thead><tbody>"
+            )
+            for b in summary.broken:
+                links = " ".join(
+                    f'<a href="{esc(u)}">{esc(u.rsplit("/", 1)[-1])}</a>' for u in b.links
+                )
+                mark = ' class="alert"' if b.unexpected else ""
+                out.append(
+                    f"<tr{mark}><td><code>{esc(b.case_id)}</code></td><td>{esc(str(b.outcome))}"
+                    f"{' (unexpected)' if b.unexpected else ''}</td><td>{esc(', '.join(b.lanes))}"
+                    f"</td><td>{esc(b.cause)} {links}</td><td><code>{esc(b.rerun)}</code></td></tr>"
+                )
+            out.append("</tbody></table></div>")
+        if fixes:
+            out.append("<p>Against the release before: " + "; ".join(fixes[:20]))
+            out.append(f" and {len(fixes) - 20} more</p>" if len(fixes) > 20 else "</p>")
+        if summary.against_baseline:
+            items = [
+                f"<code>{esc(r['case'])}</code> {esc(r['class'])}: {esc(str(r['before']))} -> "
+                f"{esc(str(r['after']))}"
+                for r in summary.against_baseline
+            ]
+            out.append("<p>Against the baseline: " + "; ".join(items) + "</p>")
+        out.append("</details>")
+    out.append("</div>")
+    return "".join(out)
 
 
 LEGEND_EXTRA = (
@@ -315,14 +377,12 @@ def render_html(view: View, generated: str = "") -> str:
 <p class="meta">Efficient conv-bn eval pass, per release. {esc(sources)}{esc(generated)}.
 Click a cell (or focus it and press Enter) for its record and how to reproduce it.</p>
 {_summary(view)}
-<h2>Matrix</h2>
 <div class="legend">{legend}{LEGEND_EXTRA}</div>
 <div class="controls"><input id="q" type="search" placeholder="filter cases (e.g. decomposed)"
  aria-label="filter cases"><select id="o" aria-label="outcome"><option value="">any outcome
 </option>{options}</select><label><input type="checkbox" id="c"> only rows that change
 </label></div>
-<div class="scroll" id="matrix-wrap"><table id="matrix"><thead>{_head(view)}</thead>
-{"".join(_bodies(view))}</table></div>
+{"".join(_section(view, section) for section in view.sections)}
 <aside id="panel" role="dialog" aria-labelledby="panel-title" hidden>
 <button type="button" id="panel-close" aria-label="close">&times;</button>
 <h2 id="panel-title"></h2><div id="panel-body"></div></aside>

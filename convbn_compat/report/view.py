@@ -86,6 +86,55 @@ class Lane:
     columns: list[Column]
 
 
+SECTION_TITLES = {
+    "tests": "Matrix",
+    "fuzz": "Generator findings (nox -s fuzz-X.Y-cpu)",
+    "reach": "Entry points (nox -s reach-X.Y-cpu)",
+}
+
+
+@dataclass
+class Section:
+    """One kind of run, laid out for itself: its lanes, and the rows it has cells in.
+    The matrix's lanes never interleave with a generator's or reach's."""
+
+    kind: str
+    title: str
+    lanes: list[Lane]
+    rows: list[Row]
+
+    @property
+    def columns(self) -> list[Column]:
+        return [c for lane in self.lanes for c in lane.columns]
+
+
+@dataclass
+class Broken:
+    """A case that is wrong or fails in a release, in one or more of its lanes."""
+
+    case_id: str
+    outcome: Outcome
+    lanes: list[str]
+    cause: str
+    """The expectation's reason (its first sentence) where the table predicts it, else
+    the record's own message: what a maintainer reads first."""
+    unexpected: bool
+    links: list[str]
+    rerun: str
+
+
+@dataclass
+class ReleaseSummary:
+    """Where the pass stands in one release: what is broken, and what changed."""
+
+    release: str
+    torch: str
+    broken: list[Broken]
+    changes: list[tuple[str, Change]]
+    """(case id, change) landing on this release: fixes and regressions."""
+    against_baseline: list[dict]
+
+
 @dataclass
 class View:
     matrix: Matrix
@@ -97,6 +146,10 @@ class View:
     counts: dict[str, dict[str, int]]
     """Per column key: cells per outcome, ``not run``, and ``unexpected``."""
     diff_by_cell: dict[tuple[str, str], dict]
+    sections: list[Section] = field(default_factory=list)
+    releases: list[ReleaseSummary] = field(default_factory=list)
+    """The matrix's releases, newest first: the summary's answer to "where is the pass
+    broken now?"."""
 
     def group(self, group: RowGroup) -> list[Row]:
         return [r for r in self.rows if r.group is group]
@@ -275,12 +328,96 @@ def build_view(matrix: Matrix, diff: list[dict] | None = None) -> View:
         )
     groups = list(RowGroup)
     rows.sort(key=lambda r: (groups.index(r.group), -r.worst, order[r.case_id]))
-    return View(
+    lanes = _lanes(matrix)
+    view = View(
         matrix,
         diff,
         rows,
-        _lanes(matrix),
+        lanes,
         {str(c.key): commands(c) for c in matrix.columns},
         _counts(matrix),
         {(r["case"], r["column"]): r for r in diff or ()},
     )
+    view.sections = _sections(view)
+    view.releases = _releases(view)
+    return view
+
+
+def _sections(view: View) -> list[Section]:
+    out = []
+    for kind in dict.fromkeys(lane.kind for lane in view.lanes):
+        lanes = [lane for lane in view.lanes if lane.kind == kind]
+        keys = {str(c.key) for lane in lanes for c in lane.columns}
+        rows = [r for r in view.rows if keys & set(r.cells)]
+        out.append(Section(kind, SECTION_TITLES.get(kind, kind), lanes, rows))
+    return out
+
+
+def _cause(record: CaseRecord) -> str:
+    if not record.unexpected and record.expectation_reason:
+        return record.expectation_reason.split(". ")[0].rstrip(".") + "."
+    return record.message.splitlines()[0][:300] if record.message else str(record.outcome)
+
+
+def _broken(view: View, columns: list[Column]) -> list[Broken]:
+    found: dict[str, Broken] = {}
+    for column in columns:
+        key = str(column.key)
+        for row in view.rows:
+            record = row.cells.get(key)
+            if record is None or record.outcome is None or not record.outcome.is_failure:
+                continue
+            lane = lane_text(column.key)
+            if row.case_id in found:
+                found[row.case_id].lanes.append(lane)
+                continue
+            rerun = view.commands[key]["rerun"].replace("{case}", row.case_id)
+            found[row.case_id] = Broken(
+                row.case_id,
+                record.outcome,
+                [lane],
+                _cause(record),
+                record.unexpected,
+                row.links.get(key, []),
+                rerun,
+            )
+    return sorted(found.values(), key=lambda b: (not b.unexpected, -b.outcome.severity))
+
+
+def _releases(view: View) -> list[ReleaseSummary]:
+    by_release: dict[str, list[Column]] = {}
+    for column in view.matrix.columns:
+        if column.key.kind == "tests":
+            by_release.setdefault(column.key.release, []).append(column)
+    out = []
+    for release, columns in reversed(list(by_release.items())):
+        changes = [
+            (row.case_id, change)
+            for row in view.rows
+            for change in row.changes
+            if change.release == release and not change.lane.endswith(("fuzz", "reach"))
+        ]
+        keys = {str(c.key) for c in columns}
+        against = [r for r in view.diff or () if r["column"] in keys and r["class"] != "unchanged"]
+        out.append(
+            ReleaseSummary(release, columns[0].torch, _broken(view, columns), changes, against)
+        )
+    return out
+
+
+def summary_lines(view: View) -> list[str]:
+    """The summary in a few lines, as the terminal prints it (and the page leads with)."""
+    lines = []
+    for summary in view.releases:
+        unexpected = sum(b.unexpected for b in summary.broken)
+        fixes = sum(c.direction == "fix" for _, c in summary.changes)
+        regressions = sum(c.direction == "regression" for _, c in summary.changes)
+        words = [f"{len(summary.broken)} cases wrong or failing"]
+        if unexpected:
+            words.append(f"{unexpected} of them UNEXPECTED")
+        if summary.changes:
+            words.append(f"against the release before: {fixes} fixed, {regressions} regressed")
+        if summary.against_baseline:
+            words.append(f"{len(summary.against_baseline)} cells changed against the baseline")
+        lines.append(f"{summary.release} (torch {summary.torch}): " + "; ".join(words))
+    return lines

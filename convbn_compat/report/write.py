@@ -19,7 +19,7 @@ from ..core.results import atomic_write_json
 from .html import render_html
 from .markdown import render_markdown, table_document
 from .model import build_matrix, compare, load_baseline
-from .view import build_view
+from .view import build_view, summary_lines
 
 __all__ = ["main_report", "table"]
 
@@ -79,6 +79,8 @@ def main_report(
         f"wrote {outdir / 'matrix.md'}, matrix.json, matrix.html "
         f"({len(matrix.columns)} columns, {len(matrix.cells)} cases)"
     )
+    for line in summary_lines(view):  # what the page's summary leads with
+        print(line)
     status = Exit.OK
     if matrix.incomplete:
         # A run that stopped early says nothing about the cells it never reached.

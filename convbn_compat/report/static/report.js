@@ -83,32 +83,39 @@ function closePanel() {
   if (opener) opener.focus();
 }
 
-document.getElementById("matrix").addEventListener("click", (event) => {
-  const button = event.target.closest("td.cell button");
-  if (button) openPanel(button);
-});
+for (const table of document.querySelectorAll("table.matrix")) {
+  table.addEventListener("click", (event) => {
+    const button = event.target.closest("td.cell button");
+    if (button) openPanel(button);
+  });
+}
 $("panel-close").onclick = closePanel;
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && !panel.hidden) closePanel();
 });
 
-// The all-fused rows fold; a report without any has neither the rows nor the button.
-const fused = $("fused-rows");
-const toggle = $("toggle-fused");
-function setFolded(folded) {
-  if (!fused || !toggle) return;
-  fused.classList.toggle("folded", folded);
+// Each section's all-fused rows fold; a section without any has neither rows nor button.
+const toggles = [...document.querySelectorAll("button.toggle-fused")];
+function fold(toggle, folded) {
+  const rows = $(toggle.getAttribute("aria-controls"));
+  if (!rows) return;
+  rows.classList.toggle("folded", folded);
   toggle.textContent = folded ? "show" : "hide";
   toggle.setAttribute("aria-expanded", String(!folded));
 }
-if (toggle) toggle.onclick = () => setFolded(!fused.classList.contains("folded"));
+function setFolded(folded) {
+  for (const toggle of toggles) fold(toggle, folded);
+}
+for (const toggle of toggles) {
+  toggle.onclick = () => fold(toggle, !$(toggle.getAttribute("aria-controls")).classList.contains("folded"));
+}
 setFolded(true);
 
 const q = $("q"), o = $("o"), c = $("c");
 function apply() {
   const t = q.value.toLowerCase(), want = o.value, only = c.checked;
   if (t || want || only) setFolded(false);
-  for (const r of document.querySelectorAll("#matrix tr.row")) {
+  for (const r of document.querySelectorAll("table.matrix tr.row")) {
     const okT = r.dataset.case.toLowerCase().includes(t);
     const okO = !want || r.dataset.outcomes.split(" ").includes(want);
     const okC = !only || r.dataset.changes === "1";
