@@ -10,9 +10,9 @@ from ..core.errors import ConfigError
 from ..core.outcomes import NOT_RUN_SYMBOL, Outcome
 from ..core.record import CaseRecord
 from .model import CLASSES, Matrix
-from .view import RowGroup, View
+from .view import RowGroup, View, summary_lines
 
-__all__ = ["render_markdown", "table_document"]
+__all__ = ["render_job_summary", "render_markdown", "table_document"]
 
 LEGEND = ", ".join(f"{o.symbol} {o.value}" for o in Outcome) + ", blank: not run"
 HEADS = [o.value for o in Outcome] + ["not run", "unexpected"]
@@ -116,6 +116,48 @@ def render_markdown(view: View) -> str:
     if matrix.skipped:
         lines += ["## Skipped files", ""] + [f"- {s}" for s in matrix.skipped] + [""]
     lines += _per_column(view) + _not_fused(view) + benefit_lines(matrix)
+    return "\n".join(lines)
+
+
+def render_job_summary(view: View) -> str:
+    """``summary.md``, for a CI job's summary page: a headline, what is broken in the
+    newest release with causes and the commands that rerun each, the other releases in
+    a line each, and the full matrix folded away; the HTML page is the run's artifact."""
+    unexpected = len(view.group(RowGroup.UNEXPECTED))
+    new = len(view.new_failures)
+    head = (f"**{unexpected} cases unexpected**" if unexpected else "every outcome as expected") + (
+        f", **{new} new failures against the baseline**" if new else ""
+    )
+    if view.matrix.incomplete:
+        head += f", **{len(view.matrix.incomplete)} incomplete runs**"
+    lines = [f"# convbn-compat matrix: {head}", ""]
+    if view.releases:
+        newest = view.releases[0]
+        lines += [
+            f"## Broken in {newest.release} (torch {newest.torch})",
+            "",
+            "| case | outcome | cause | rerun |",
+            "|---|---|---|---|",
+        ]
+        for b in newest.broken:
+            mark = " **(unexpected)**" if b.unexpected else ""
+            cause = b.cause.replace("|", "\\|")[:200]
+            lines.append(f"| `{b.case_id}` | {b.outcome}{mark} | {cause} | `{b.rerun}` |")
+        if not newest.broken:
+            lines.append("| - | nothing wrong or failing | | |")
+        lines += ["", "Every release, newest first:", ""]
+        lines += [f"- {line}" for line in summary_lines(view)]
+    lines += [
+        "",
+        "The HTML report (`matrix.html`, one offline page) is in this run's `matrix` artifact.",
+        "",
+        "<details><summary>The full matrix</summary>",
+        "",
+        render_markdown(view),
+        "",
+        "</details>",
+        "",
+    ]
     return "\n".join(lines)
 
 

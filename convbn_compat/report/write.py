@@ -17,7 +17,7 @@ from ..core.errors import ConfigError, Exit
 from ..core.releases import INSTALLED, RELEASES
 from ..core.results import atomic_write_json
 from .html import render_html
-from .markdown import render_markdown, table_document
+from .markdown import render_job_summary, render_markdown, table_document
 from .model import build_matrix, compare, load_baseline
 from .view import build_view, summary_lines
 
@@ -70,13 +70,14 @@ def main_report(
         atomic_write_json(outdir / "matrix.json", data)
         for name, text in (
             ("matrix.md", render_markdown(view)),
+            ("summary.md", render_job_summary(view)),
             ("matrix.html", render_html(view, generated)),
         ):
             tmp = outdir / f".{name}.tmp"
             tmp.write_text(text, encoding="utf-8")
             tmp.replace(outdir / name)
     print(
-        f"wrote {outdir / 'matrix.md'}, matrix.json, matrix.html "
+        f"wrote {outdir / 'matrix.md'}, summary.md, matrix.json, matrix.html "
         f"({len(matrix.columns)} columns, {len(matrix.cells)} cases)"
     )
     for line in summary_lines(view):  # what the page's summary leads with

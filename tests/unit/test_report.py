@@ -219,3 +219,67 @@ def test_runs_of_one_column_merge_and_one_unfinished_run_leaves_it_incomplete(tm
     assert matrix.columns[0].complete is False
     assert "2.4/cpu/cpu" in matrix.cells["Stats-ConvOp-bias-Linear-bn-module"]
     assert len([r for r in matrix.cells.values() if "2.4/cpu/cpu" in r]) == 113
+
+
+def _listed_sessions() -> set[str]:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("nox", reason="needs nox: pip install -e '.[dev]'")
+    out = subprocess.run(
+        # -t: every tag (a plain -l --json lists only the default sessions)
+        [sys.executable, "-m", "nox", "-l", "--json", "-t", "matrix", "installed", "reach", "fuzz"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {s["session"] for s in json.loads(out)}
+
+
+def test_every_rerun_command_names_a_session_nox_lists():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    folders = [docs / "results", docs / "fuzz", docs / "reach", docs / "benefit"]
+    view = build_view(build_matrix(folders))
+    named = set()
+    for commands in view.commands.values():
+        for command in commands.values():
+            if command.startswith("nox -s "):
+                named.add(command.split()[2])
+    # installed (GPU) columns, CPU-wheel columns of every release, and reach's
+    assert {"tests-installed", "tests-2.15-cpu", "reach-2.15-cpu"} <= named
+    assert named <= _listed_sessions()
+
+
+def test_the_summary_leads_with_the_newest_release_and_its_broken_cases(results, tmp_path):
+    view = build_view(build_matrix([results]))
+    assert [s.release for s in view.releases] == ["2.10", "2.4", "2.2"]
+    newest = view.releases[0]
+    assert [(b.case_id, str(b.outcome)) for b in newest.broken] == [(DECOMPOSED, "wrong-result")]
+    assert newest.broken[0].rerun == f"nox -s tests-2.10-cpu -- -k '{DECOMPOSED}-cpu'"
+    assert [str(c) for _, c in newest.changes] == [
+        "2.10 (cpu/cpu): fused -> wrong-result (regression)"
+    ]
+    out = tmp_path / "r"
+    assert main(["report", str(results), "-o", str(out)]) == 0
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith("# convbn-compat matrix: ")
+    assert f"| `{DECOMPOSED}` | wrong-result" in summary
+    assert "<details><summary>The full matrix</summary>" in summary
+    assert "`matrix` artifact" in summary
+
+
+def test_the_terminal_prints_the_summary_lines(results, tmp_path, capsys):
+    main(["report", str(results), "-o", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert "2.10 (torch 2.10.0): 1 cases wrong or failing; 1 of them UNEXPECTED; against the" in out
+
+
+def test_no_fail_on_takes_only_a_release(results, tmp_path, capsys):
+    code = main(["report", str(results), "-o", str(tmp_path / "r"), "--no-fail-on", "banana"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--no-fail-on 'banana' is not a release; choose from: 2.2" in err
