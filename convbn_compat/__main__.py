@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -184,7 +183,7 @@ def _repro(args: argparse.Namespace) -> int:
 
 
 def _bisect(args: argparse.Namespace) -> int:
-    from .tools.repro import bisect
+    from .tools.repro import bisect, nox_command
 
     root = Path.cwd()
     if not (root / "noxfile.py").is_file():
@@ -192,18 +191,8 @@ def _bisect(args: argparse.Namespace) -> int:
             f"bisect builds each release's environment with the repository's Nox sessions, "
             f"and {root} has no noxfile.py; run it from a convbn-compat checkout"
         )
-    if shutil.which("nox") is None and not _importable("nox"):
-        raise ConfigError(
-            "bisect needs nox, which is neither on PATH nor importable; install it: "
-            "python3 -m pip install 'nox[uv]>=2025.2.9'"
-        )
+    nox_command()  # refuses, saying how to install it, where there is no nox to run
     return bisect(args.case, args.older, args.newer, args.device, root)
-
-
-def _importable(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -40,8 +40,9 @@ class Exit(enum.IntEnum):
 
 _MEANING = {
     Exit.OK: "done, nothing to report",
-    Exit.FINDINGS: "done, and found something: a new failure against the baseline, an "
-    "incomplete run, a bisect with no boundary",
+    Exit.FINDINGS: "done, and found something: a cell of any kind of run (tests, fuzz, "
+    "reach) whose outcome the expectations table does not predict, a new failure against "
+    "the baseline (outside --no-fail-on), an incomplete run, a bisect with no boundary",
     Exit.BAD_INPUT: "bad input or usage: a missing or unreadable file, an unknown case or "
     "release, a broken torch environment (the message says which, and what to do)",
     Exit.CRASH: "a bug of convbn-compat itself (a traceback follows; please report it)",

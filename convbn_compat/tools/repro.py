@@ -136,6 +136,8 @@ def repro_script(
     case = get_case(case_id)
     if device not in case.devices:
         raise ConfigError(f"{case_id} runs on {', '.join(case.devices)}, not {device}")
+    if tf32 and device != "cuda":
+        raise ConfigError(f"--tf32 is for CUDA cells; {case_id} on {device} has no TF32 cell")
     if tf32 and case.example:
         raise ConfigError(f"{case_id} is a generated example; they run with TF32 off")
     flavour = "cuda" if device == "cuda" else "cpu"
@@ -178,10 +180,28 @@ def environment_python(release: Release, flavour: str, root: Path) -> Path:
     python = env_dir(root, session) / "bin" / "python"
     if not python.exists():
         print(f"creating {session} (nox --install-only) ...", flush=True)
-        subprocess.run(
-            [sys.executable, "-m", "nox", "-s", session, "--install-only"], cwd=root, check=True
-        )
+        proc = subprocess.run([*nox_command(), "-s", session, "--install-only"], cwd=root)
+        if proc.returncode != 0:
+            raise ConfigError(
+                f"`nox -s {session} --install-only` failed (exit {proc.returncode}; its output "
+                "is above): the release's environment could not be built"
+            )
     return python
+
+
+def nox_command() -> list[str]:
+    """How to run nox here: this Python's module where it has one, else nox on PATH."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("nox") is not None:
+        return [sys.executable, "-m", "nox"]
+    if shutil.which("nox"):
+        return ["nox"]
+    raise ConfigError(
+        "bisect and replay need nox, which is neither importable here nor on PATH; install "
+        "it: python3 -m pip install 'nox[uv]>=2025.2.9'"
+    )
 
 
 def bisect(case_id: str, good: str, bad: str, device: str = "cpu", root: Path = Path(".")) -> int:
