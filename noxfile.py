@@ -172,7 +172,7 @@ def browser(session: nox.Session) -> None:
 
     nox -s browser -- --screenshots docs/screenshots   also refreshes the committed ones.
     """
-    session.install("-e", ".[test,browser]")
+    session.install("-e", ".[test,browser,dev]")  # dev: nox, whose sessions it checks
     session.run("python", "-m", "pytest", BROWSER_TESTS, *session.posargs)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from convbn_compat.__main__ import main
+from convbn_compat.core.releases import RELEASES
 from convbn_compat.report.model import build_matrix
 from convbn_compat.report.view import RowGroup, build_view
 
@@ -74,7 +75,7 @@ def test_a_cells_panel_opens_by_click_and_keyboard_and_reads_right(
     assert f"{BUG} @ 2.5/cpu/cpu" in text
     assert "error" in text
     assert f"python -m convbn_compat repro {BUG} --device cpu --release 2.5 -o repro.py" in text
-    assert f"nox -s tests-2.5-cpu -- -k '{BUG}'" in text
+    assert f"nox -s tests-2.5-cpu -- -k '{BUG}-cpu'" in text
     links = [a.get_attribute("href") for a in panel.find_elements("css selector", "a")]
     assert "https://github.com/pytorch/pytorch/issues/169011" in links
     rect = browser.execute_script("return arguments[0].getBoundingClientRect().toJSON()", panel)
@@ -105,3 +106,89 @@ def test_layout_fits_the_screen(browser, page, width, screenshot_dir):
     assert lanes[0] == "case"
     assert "CPU wheel on CPU" in lanes
     assert any("on GPU" in lane for lane in lanes)
+
+
+# -- every kind of input: the committed results alone, with fuzz, reach and benefit, and a
+# single fuzz file ------------------------------------------------------------------
+
+DOCS = ROOT / "docs"
+INPUTS = {
+    "results": [RESULTS],
+    "everything": [RESULTS, DOCS / "fuzz", DOCS / "reach", DOCS / "benefit"],
+    "one-fuzz-file": [DOCS / "fuzz" / "fuzz-2.15-cpu.json"],
+}
+
+
+@pytest.fixture(scope="module", params=list(INPUTS))
+def any_page(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"report-{request.param}")
+    assert main(["report", *map(str, INPUTS[request.param]), "-o", str(out)]) in (0, 1)
+    return request.param, out / "matrix.html"
+
+
+def _sessions() -> set[str]:
+    import json
+    import subprocess
+    import sys
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "nox", "-l", "--json", "-t", "matrix", "installed", "reach"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return {s["session"] for s in json.loads(listed)}
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_input_reads_summary_first_and_works(browser, any_page, width, screenshot_dir):
+    name, page = any_page
+    _load(browser, page, width)
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors  # the script ran to the end on this input
+    browser.save_screenshot(str(screenshot_dir / f"report-{name}-{width}.png"))
+    # The summary comes first, and lists the releases newest first, in the table's order.
+    summary_y = _css(browser, "#summary")[0].location["y"]
+    tables = _css(browser, "table.matrix")
+    assert tables
+    assert all(summary_y < t.location["y"] for t in tables)
+    releases = [d.text.split(" ")[0] for d in _css(browser, "#releases details > summary")]
+    order = list(RELEASES)
+    assert releases == sorted(releases, key=order.index, reverse=True)
+    # The filter hides the rows it does not match.
+    rows = _css(browser, "table.matrix tr.row")
+    query = _css(browser, "#q")[0]
+    query.send_keys("no-such-case-anywhere")
+    assert all(not r.is_displayed() for r in rows)
+    query.clear()
+    browser.execute_script("document.getElementById('q').dispatchEvent(new Event('input'))")
+    # Every lane fits the page; each table scrolls inside its own box.
+    for lane in _css(browser, "table.matrix tr.lanes th.lane-start"):
+        assert lane.size["width"] <= width, lane.text
+    overflow = browser.execute_script(
+        "return document.documentElement.scrollWidth - window.innerWidth"
+    )
+    assert overflow <= 1, overflow
+    # Every rerun command names a session nox lists.
+    commands = browser.execute_script(
+        "return JSON.parse(document.getElementById('report-data').textContent).commands"
+    )
+    named = {c["rerun"].split()[2] for c in commands.values() if c["rerun"].startswith("nox -s")}
+    assert named <= _sessions()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_header_stays_in_view_when_the_matrix_scrolls(browser, page, width):
+    _load(browser, page, width)
+    for toggle in _css(browser, "button.toggle-fused"):
+        browser.execute_script("arguments[0].click()", toggle)  # unfold: a long table
+    wrap = _css(browser, ".matrix-wrap")[0]
+    head = _css(browser, "table.matrix thead tr.rels th")[0]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", wrap)
+    before = head.location_once_scrolled_into_view
+    browser.execute_script("arguments[0].scrollTop = 2000", wrap)
+    top = browser.execute_script(
+        "return [arguments[0], arguments[1]].map((e) => e.getBoundingClientRect().top)",
+        head, wrap,
+    )  # fmt: skip
+    assert browser.execute_script("return arguments[0].scrollTop", wrap) > 0
+    # The release row of the header is still at the top of the box, not scrolled away.
+    assert top[1] - 1 <= top[0] <= top[1] + 60, (top, before)
