@@ -1,4 +1,4 @@
-"""The README's reach-and-benefit table, made from the committed files.
+"""The reach-and-benefit table of docs/reach-and-benefit.md, made from the committed files.
 
     python benchmarks/reach_benefit_table.py            # print it
     python benchmarks/reach_benefit_table.py --readme   # replace it between the markers
@@ -89,18 +89,18 @@ def table() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", action="store_true", help="rewrite it in README.md")
+    parser.add_argument("--readme", action="store_true", help="rewrite its table in the doc")
     args = parser.parse_args()
     text = table()
     if not args.readme:
         print(text)
         return 0
-    readme = ROOT / "README.md"
+    readme = ROOT / "docs" / "reach-and-benefit.md"
     start, end = (re.escape(m) for m in MARKERS)
     old = readme.read_text()
     new, n = re.subn(f"{start}\n.*?\n{end}", f"{MARKERS[0]}\n{text}\n{MARKERS[1]}", old, flags=re.S)
     if n != 1:
-        print(f"README.md: no {MARKERS[0]} ... {MARKERS[1]} block", file=sys.stderr)
+        print(f"{readme}: no {MARKERS[0]} ... {MARKERS[1]} block", file=sys.stderr)
         return 2
     readme.write_text(new)
     return 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-import traceback
 import warnings
 from dataclasses import dataclass, field
 
@@ -21,6 +20,7 @@ import torch
 from ..core.generated import Example
 from ..core.outcomes import Blame, Outcome, Unsupported, classify
 from ..shim import devices, inductor, paths, tracing
+from .failures import describe, first_line, frames, root_cause
 from .judging import (
     LOW_PRECISION,
     Tolerance,
@@ -32,7 +32,7 @@ from .judging import (
 )
 from .models import build_example
 
-__all__ = ["Observation", "Verdict", "judge", "observe", "root_cause"]
+__all__ = ["Observation", "Verdict", "judge", "observe"]
 
 
 @dataclass
@@ -50,6 +50,7 @@ class Observation:
     exception: str | None = None
     path: str | None = None
     """The pass's path in the graph it saw (``shim.paths.describe``)."""
+    frames: list[str] | None = None
     eager_refused: bool = False
 
     @property
@@ -82,23 +83,7 @@ class Verdict:
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     path: str | None = None
-
-
-def root_cause(exc: BaseException) -> BaseException:
-    """The innermost exception behind Dynamo's and Inductor's wrappers."""
-    seen = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        inner = getattr(exc, "inner_exception", None) or exc.__cause__
-        if inner is None:
-            break
-        exc = inner
-    return exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    return text.splitlines()[0][:500] if text else type(exc).__name__
+    frames: list[str] | None = None
 
 
 def _check(actual, expected, ex: Example, ref) -> tuple[bool, float | None, str]:
@@ -155,7 +140,7 @@ class _Run:
                 if self.ex.backward:
                     self.eager_outs[0].float().sum().backward()
         except Exception as exc:
-            return f"eager: {_first_line(exc)}"
+            return f"eager: {first_line(exc)}"
         self.refs = [
             reference(self.model, b, grad=self.ex.backward and i == 0)
             for i, b in enumerate(self.batches)
@@ -225,7 +210,7 @@ def observe(ex: Example, device: str, *, pass_on: bool) -> Observation:
     except Exception as exc:
         cause = root_cause(exc)
         obs.outcome, obs.exception = Outcome.ERROR, type(cause).__name__
-        obs.message = _first_line(cause)
+        obs.message, obs.frames = describe(exc), frames(exc)
     finally:
         inductor.reset_compiler()
     return obs
@@ -267,4 +252,5 @@ def judge(ex: Example, device: str = "cpu") -> Verdict:
         seconds=round(time.perf_counter() - started, 3),
         warnings=warning_lines(caught),
         path=on.path,
+        frames=on.frames,
     )

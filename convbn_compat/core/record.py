@@ -72,6 +72,9 @@ class CaseRecord:
     path: str | None = None
     """The pass's path in the graph it saw: module, aten, functional (joined with + where
     several), none; None where the release has no hook to look."""
+    frames: list[str] | None = None
+    """For an error: where it happened, ``torch/...py:line in function: source``, the
+    innermost frames inside torch (the pass's own innermost frame among them)."""
     expectation_reason: str | None = None
     warnings: list[str] | None = None
     status: Status | None = None
@@ -160,6 +163,7 @@ class CaseRecord:
             exception=verdict.exception,
             graphs=verdict.graphs,
             path=verdict.path,
+            frames=verdict.frames,
         )
 
     def with_expectation(self, expected, status: Status | None = None) -> CaseRecord:

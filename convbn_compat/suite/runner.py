@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-import traceback
 import warnings
 
 import torch
 from torch import nn
 
+from ..checks.failures import describe, frames
 from ..checks.judging import LOW_PRECISION, Tolerance, compare, reference, warning_lines
 from ..checks.models import build
 from ..checks.oracle import judge
@@ -137,8 +137,7 @@ def run_case(case: Case, device: str = "cpu", *, tf32: bool = False, seed: int =
             result.outcome, result.message = Outcome.UNSUPPORTED, str(exc)
         except Exception as exc:
             result.outcome = Outcome.ERROR
-            frames = traceback.format_exception_only(type(exc), exc)
-            result.message = "".join(frames).strip()[:2000]
+            result.message, result.frames = describe(exc), frames(exc)
         finally:
             inductor.reset_compiler()
     result.warnings = warning_lines(caught)

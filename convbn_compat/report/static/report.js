@@ -55,6 +55,9 @@ function openPanel(button) {
     body.append(text("h3", "why this outcome is expected"), text("pre", cell.expectation_reason));
   }
   if (cell.message) body.append(text("h3", "message"), text("pre", cell.message));
+  if (cell.frames && cell.frames.length) {
+    body.append(text("h3", "where (innermost frames in torch)"), text("pre", cell.frames.join("\n")));
+  }
   const commands = DATA.commands[column.key] || {repro: "-", rerun: "-"};
   const fill = (template) => template.split("{case}").join(caseId);
   body.append(commandBlock("reproduce (standalone script)", fill(commands.repro)));
