@@ -51,10 +51,10 @@ def _cases(results: Path) -> tuple[dict, dict[str, dict]]:
     return data, {c["id"]: c for c in data["cases"]}
 
 
-def test_a_crashing_case_is_an_error_with_its_signal_and_the_others_still_run(tmp_path):
-    select = f"Fault-segfault or Fault-abort or {CONTROL}"
+def _failing_run(tmp_path: Path, *args: str) -> tuple[dict, dict[str, dict]]:
+    """Run the suite to its end, where a fault fails it (exit 1); its results file."""
     proc = subprocess.run(
-        _suite(tmp_path, "-k", select, "-n", "2"),
+        _suite(tmp_path, *args),
         env=_env(tmp_path),
         capture_output=True,
         text=True,
@@ -63,6 +63,12 @@ def test_a_crashing_case_is_an_error_with_its_signal_and_the_others_still_run(tm
     assert proc.returncode == 1, proc.stdout[-3000:]
     data, cases = _cases(tmp_path)
     assert data["complete"] is True
+    return data, cases
+
+
+def test_a_crashing_case_is_an_error_with_its_signal_and_the_others_still_run(tmp_path):
+    select = f"Fault-segfault or Fault-abort or {CONTROL}"
+    _, cases = _failing_run(tmp_path, "-k", select, "-n", "2")
     assert cases["Fault-segfault"]["outcome"] == "error"
     assert "Segmentation fault" in cases["Fault-segfault"]["message"]
     assert cases["Fault-abort"]["outcome"] == "error"
@@ -72,18 +78,9 @@ def test_a_crashing_case_is_an_error_with_its_signal_and_the_others_still_run(tm
 
 
 def test_a_hanging_case_is_stopped_by_the_timeout_and_recorded_as_error(tmp_path):
-    proc = subprocess.run(
-        # The hang has a 20 s limit of its own (fault_cases.py); the control keeps the
-        # default 600 s, so a slow first compile on a busy machine is not cut short.
-        _suite(tmp_path, "-k", f"Fault-hang or {CONTROL}", "-n", "0"),
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 1, proc.stdout[-3000:]
-    data, cases = _cases(tmp_path)
-    assert data["complete"] is True
+    # The hang has a 20 s limit of its own (fault_cases.py); the control keeps the
+    # default 600 s, so a slow first compile on a busy machine is not cut short.
+    _, cases = _failing_run(tmp_path, "-k", f"Fault-hang or {CONTROL}", "-n", "0")
     hang = cases["Fault-hang"]
     assert hang["outcome"] == "error"
     assert "Timeout" in hang["message"]
