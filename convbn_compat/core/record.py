@@ -85,6 +85,8 @@ class CaseRecord:
     """The flag-off compile's outcome and why (where the flag-on one failed)."""
     exception: str | None = None
     graphs: int | None = None
+    cause: str | None = None
+    """The known cause (``core/causes.toml``) that recognises this failure, or ``new``."""
     # Fuzz findings only: how the search found it.
     signature: str | None = None
     examples_with_signature: int | None = None

@@ -208,7 +208,8 @@ def _cell(view: View, row: Row, index: int, column: Column, lane_start: bool) ->
     if cell is None:
         return f'<td class="cell none{start}" title="not run"></td>'
     outcome = cell.outcome.value if cell.outcome else "none"
-    classes = ["cell", outcome, "unexpected" if cell.unexpected else "expected"]
+    odd = view.is_unexpected(row.case_id, key)
+    classes = ["cell", outcome, "unexpected" if odd else "expected"]
     attrs = ""
     change = _landing(row.changes, column)
     if change is not None:
@@ -226,7 +227,10 @@ def _cell(view: View, row: Row, index: int, column: Column, lane_start: bool) ->
             f' data-baseline="{esc(baseline["class"])}: {esc(str(baseline["before"]))} -> '
             f'{esc(str(baseline["after"]))}"'
         )
-    verdict = "unexpected" if cell.unexpected else "as expected"
+    cause = view.causes.get((row.case_id, key))
+    verdict = "unexpected" if odd else f"known cause {cause}" if cause else "as expected"
+    if cause:
+        attrs += f' data-cause="{esc(cause)}"'
     label = f"{row.case_id} at {key}: {cell.outcome or 'not run'}, {verdict}"
     symbol = cell.outcome.symbol if cell.outcome else NOT_RUN_SYMBOL
     return (

@@ -18,11 +18,11 @@ LEGEND = ", ".join(f"{o.symbol} {o.value}" for o in Outcome) + ", blank: not run
 HEADS = [o.value for o in Outcome] + ["not run", "unexpected"]
 
 
-def _symbol(cell: CaseRecord | None, mark_unexpected: bool = True) -> str:
+def _symbol(cell: CaseRecord | None, unexpected: bool = False) -> str:
     if cell is None:
         return NOT_RUN_SYMBOL
     mark = cell.outcome.symbol if cell.outcome else NOT_RUN_SYMBOL
-    return f"**{mark}!**" if mark_unexpected and cell.unexpected else mark
+    return f"**{mark}!**" if unexpected else mark
 
 
 def _summary(view: View) -> list[str]:
@@ -104,7 +104,7 @@ def _not_fused(view: View) -> list[str]:
     ]
     for row in (r for r in view.rows if r.group is not RowGroup.FUSED):
         changed = "; ".join(str(c) for c in row.changes) or "-"
-        symbols = [_symbol(row.cells.get(k)) for k in keys]
+        symbols = [_symbol(row.cells.get(k), view.is_unexpected(row.case_id, k)) for k in keys]
         lines.append(f"| `{row.case_id}` | {row.group} | {changed} | " + " | ".join(symbols) + " |")
     return [*lines, "", LEGEND + "; `!` unexpected.", ""]
 
@@ -241,7 +241,7 @@ def table_document(view: View, sources: list[str], device: str = "cpu") -> str:
     lines.append("|---" * (len(columns) + 1) + "|")
     for case in CASES:
         row = matrix.cells.get(case.id, {})
-        symbols = [_symbol(row.get(str(c.key)), mark_unexpected=False) for c in columns]
+        symbols = [_symbol(row.get(str(c.key))) for c in columns]
         lines.append(f"| `{case.id}` | " + " | ".join(symbols) + " |")
     names = ", ".join(f"`{p.rsplit('/', 1)[-1]}`" for p in matrix.sources)
     return (

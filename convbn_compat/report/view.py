@@ -10,10 +10,10 @@ import contextlib
 import enum
 from dataclasses import dataclass, field
 
-from ..core import expectations
+from ..core import causes, expectations
 from ..core.cases import get_case
 from ..core.errors import ConfigError
-from ..core.outcomes import Outcome
+from ..core.outcomes import Blame, Outcome
 from ..core.record import CaseRecord
 from ..core.releases import INSTALLED, RELEASES, session_name
 from .model import Column, ColumnKey, Diff, Matrix
@@ -146,6 +146,12 @@ class View:
     counts: dict[str, dict[str, int]]
     """Per column key: cells per outcome, ``not run``, and ``unexpected``."""
     diff_by_cell: dict[tuple[str, str], dict]
+    causes: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(case id, column key) -> the known cause that explains a failing cell."""
+    unexpected: set[tuple[str, str]] = field(default_factory=set)
+    """The cells that count as unexpected: an outcome the expectations table does not
+    predict, unless a known cause explains the failure (in its release range), or the
+    generator's oracle blamed it on Inductor rather than the pass."""
     sections: list[Section] = field(default_factory=list)
     releases: list[ReleaseSummary] = field(default_factory=list)
     """The matrix's releases, newest first: the summary's answer to "where is the pass
@@ -156,7 +162,10 @@ class View:
 
     @property
     def unexpected_cells(self) -> int:
-        return sum(c["unexpected"] for c in self.counts.values())
+        return len(self.unexpected)
+
+    def is_unexpected(self, case_id: str, key: str) -> bool:
+        return (case_id, key) in self.unexpected
 
     @property
     def new_failures(self) -> list[dict]:
@@ -255,12 +264,14 @@ def _links(case_id: str, row: dict[str, CaseRecord], matrix: Matrix, table) -> d
     return out
 
 
-def _story(cells: dict[str, CaseRecord], changes: list[Change], group: RowGroup) -> str:
+def _story(
+    case_id: str, cells: dict[str, CaseRecord], changes: list[Change], group: RowGroup, odd_keys
+) -> str:
     if group is RowGroup.UNEXPECTED:
         odd = [
             f"{key}: {cell.outcome} (expected {cell.expected_outcome})"
             for key, cell in cells.items()
-            if cell.unexpected
+            if (case_id, key) in odd_keys
         ]
         if odd:
             more = f" and {len(odd) - 3} more" if len(odd) > 3 else ""
@@ -272,20 +283,41 @@ def _story(cells: dict[str, CaseRecord], changes: list[Change], group: RowGroup)
     return f"{', '.join(outcomes)} in every release it ran"
 
 
-def _counts(matrix: Matrix) -> dict[str, dict[str, int]]:
+def _with_causes(story: str, ids: list[str]) -> str:
+    """A row's story with the known causes of its failures in front."""
+    return f"known cause {', '.join(ids)}: {story}" if ids else story
+
+
+def _counts(matrix: Matrix, unexpected: set[tuple[str, str]]) -> dict[str, dict[str, int]]:
     out = {}
     for column in matrix.columns:
         key = str(column.key)
         counts = {o.value: 0 for o in Outcome}
         counts["not run"] = counts["unexpected"] = 0
-        for row in matrix.cells.values():
+        for case_id, row in matrix.cells.items():
             cell = row.get(key)
             if cell is None:
                 continue
             counts[cell.outcome.value if cell.outcome else "not run"] += 1
-            counts["unexpected"] += cell.unexpected
+            counts["unexpected"] += (case_id, key) in unexpected
         out[key] = counts
     return out
+
+
+def _explain(matrix: Matrix) -> tuple[dict[tuple[str, str], str], set[tuple[str, str]]]:
+    """Each failing cell's known cause, and the cells that stay unexpected."""
+    table = causes.load()
+    torch_of = {str(c.key): c.torch for c in matrix.columns}
+    known, odd = {}, set()
+    for case_id, row in matrix.cells.items():
+        for key, cell in row.items():
+            cause = table.recognise(cell, torch_of[key])
+            if cause is not None:
+                known[(case_id, key)] = cause.id
+            not_the_pass = cell.blame is Blame.NOT_PASS
+            if cell.unexpected and cause is None and not not_the_pass:
+                odd.add((case_id, key))
+    return known, odd
 
 
 def _lanes(matrix: Matrix) -> list[Lane]:
@@ -303,12 +335,13 @@ def build_view(matrix: Matrix, diff: list[dict] | None = None) -> View:
     """Everything the renderers draw, computed once."""
     new_failures = {r["case"] for r in diff or () if r["class"] == Diff.NEW_FAILURE.value}
     changes = row_changes(matrix)
+    known, odd = _explain(matrix)
     table = expectations.load()
     order = {case_id: i for i, case_id in enumerate(matrix.cells)}
     rows = []
     for case_id, cells in matrix.cells.items():
         worst = max((c.outcome.severity for c in cells.values() if c.outcome), default=0)
-        if case_id in new_failures or any(c.unexpected for c in cells.values()):
+        if case_id in new_failures or any((case_id, k) in odd for k in cells):
             group = RowGroup.UNEXPECTED
         elif worst > 0:
             group = RowGroup.KNOWN
@@ -322,7 +355,10 @@ def build_view(matrix: Matrix, diff: list[dict] | None = None) -> View:
                 worst,
                 cells,
                 row_changes_,
-                _story(cells, row_changes_, group),
+                _with_causes(
+                    _story(case_id, cells, row_changes_, group, odd),
+                    sorted({known[(case_id, k)] for k in cells if (case_id, k) in known}),
+                ),
                 _links(case_id, cells, matrix, table),
             )
         )
@@ -335,8 +371,10 @@ def build_view(matrix: Matrix, diff: list[dict] | None = None) -> View:
         rows,
         lanes,
         {str(c.key): commands(c) for c in matrix.columns},
-        _counts(matrix),
+        _counts(matrix, odd),
         {(r["case"], r["column"]): r for r in diff or ()},
+        causes=known,
+        unexpected=odd,
     )
     view.sections = _sections(view)
     view.releases = _releases(view)
@@ -353,7 +391,9 @@ def _sections(view: View) -> list[Section]:
     return out
 
 
-def _cause(record: CaseRecord) -> str:
+def _cause(record: CaseRecord, known: str | None) -> str:
+    if known is not None:
+        return f"{known}: {causes.load().by_id[known].title}."
     if not record.unexpected and record.expectation_reason:
         return record.expectation_reason.split(". ")[0].rstrip(".") + "."
     return record.message.splitlines()[0][:300] if record.message else str(record.outcome)
@@ -376,8 +416,8 @@ def _broken(view: View, columns: list[Column]) -> list[Broken]:
                 row.case_id,
                 record.outcome,
                 [lane],
-                _cause(record),
-                record.unexpected,
+                _cause(record, view.causes.get((row.case_id, key))),
+                view.is_unexpected(row.case_id, key),
                 row.links.get(key, []),
                 rerun,
             )

@@ -87,12 +87,7 @@ def main_report(
         # A run that stopped early says nothing about the cells it never reached.
         print(f"INCOMPLETE runs (exit {Exit.FINDINGS:d}): {', '.join(matrix.incomplete)}")
         status = Exit.FINDINGS
-    unexpected = [
-        (row.case_id, key)
-        for row in view.rows
-        for key, cell in row.cells.items()
-        if cell.unexpected and key.split("/")[0] not in no_fail_on
-    ]
+    unexpected = sorted((c, k) for c, k in view.unexpected if k.split("/")[0] not in no_fail_on)
     if unexpected:
         print(
             f"UNEXPECTED outcomes in {len(unexpected)} cells of {len({c for c, _ in unexpected})} "

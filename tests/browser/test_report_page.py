@@ -153,6 +153,11 @@ def test_every_input_reads_summary_first_and_works(browser, any_page, width, scr
     releases = [d.text.split(" ")[0] for d in _css(browser, "#releases details > summary")]
     order = list(RELEASES)
     assert releases == sorted(releases, key=order.index, reverse=True)
+    # No known cause counts as unexpected: the committed findings all have one, so no
+    # cell of these pages is boxed red, and the page boxes what the model counts.
+    view = build_view(build_matrix(INPUTS[name]))
+    assert not view.unexpected
+    assert len(_css(browser, "td.cell.unexpected")) == len(view.unexpected)
     # The filter hides the rows it does not match.
     rows = _css(browser, "table.matrix tr.row")
     query = _css(browser, "#q")[0]

@@ -286,3 +286,60 @@ def test_no_fail_on_takes_only_a_release(results, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "--no-fail-on 'banana' is not a release; choose from: 2.2" in err
+
+
+def _finding(folder, case_id, outcome, blame="pass", exception=None, torch="2.15.0"):
+    """A fuzz file with one finding, as the generator writes it (no expectation row)."""
+    data = {
+        "schema": "convbn-compat/results",
+        "schema_version": 1,
+        "session": "fuzz-2.15-cpu",
+        "kind": "fuzz",
+        "release": "2.15",
+        "flavour": "cpu",
+        "install": None,
+        "complete": True,
+        "environment": {"torch": torch},
+        "cases": [
+            {
+                "id": case_id,
+                "subset": "generated",
+                "device": "cpu",
+                "tf32": False,
+                "outcome": outcome,
+                "expected_outcome": "fused",
+                "fire_count": 1,
+                "expected_count": 1,
+                "graph_rewrites": 1,
+                "max_abs_error": None,
+                "seconds": 1.0,
+                "message": "planted",
+                "status": "found",
+                "blame": blame,
+                "exception": exception,
+            }
+        ],
+    }
+    path = folder / f"fuzz-{abs(hash(case_id))}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_a_known_cause_is_never_unexpected_and_a_new_one_is(tmp_path, capsys):
+    known = "Gen-ConvTranspose1d-fkw-c2x2-k1-g2-x1x2x1-bnall"  # convtranspose-groups
+    new = "Gen-Conv2d-module-c1x1-k1-x1x1x1x1"  # no known cause fails a plain module call
+    _finding(tmp_path, known, "error", exception="RuntimeError")
+    view = build_view(build_matrix([tmp_path]))
+    key = view.matrix.columns[0].key.__str__()
+    assert view.causes[(known, key)] == "convtranspose-groups"
+    assert not view.unexpected
+    assert main(["report", str(tmp_path), "-o", str(tmp_path / "r")]) == 0
+    _finding(tmp_path, new, "wrong-result")
+    view = build_view(build_matrix([tmp_path]))
+    assert view.unexpected == {(new, key)}
+    assert main(["report", str(tmp_path), "-o", str(tmp_path / "r2")]) == 1
+
+
+def test_a_failure_the_oracle_blames_on_inductor_is_not_the_pass_s(tmp_path):
+    _finding(tmp_path, "Gen-Conv2d-module-c1x1-k1-x1x1x1x1-float64-freezing", "error", "not-pass")
+    assert not build_view(build_matrix([tmp_path])).unexpected

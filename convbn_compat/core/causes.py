@@ -1,0 +1,139 @@
+"""Known causes: the bugs of the pass that we know, as data (``causes.toml``), and how a
+finding is recognised as one of them.
+
+A finding (a failing generated example, or any failing cell) is recognised by its crash
+state where its record has frames (the exception type, plus the pass's own innermost
+frame: function and source line), else by the features of its example (layer, call
+style, groups, the input's rank, ...). One that no row recognises is a new cause.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from . import generated
+from .errors import ConfigError
+from .record import CaseRecord
+from .versions import torch_release
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # remove when the oldest Python we run is 3.11
+    import tomli as tomllib
+
+__all__ = ["DEFAULT_FILE", "Cause", "Causes", "features", "load"]
+
+DEFAULT_FILE = Path(__file__).with_name("causes.toml")
+PASS_FILE = "fx_passes/efficient_conv_bn_eval.py"
+FEATURES = ("layer", "call", "transposed", "grouped", "input_rank", "bn_all_args")
+RECORD_FEATURES = ("outcome", "exception")
+
+
+@dataclass(frozen=True)
+class Cause:
+    id: str
+    title: str
+    releases: SpecifierSet
+    links: tuple[str, ...]
+    case: str
+    crash: dict = field(default_factory=dict)
+    when: dict = field(default_factory=dict)
+
+    def in_range(self, torch_version: str) -> bool:
+        return self.releases.contains(torch_release(torch_version), prereleases=True)
+
+    def matches_crash(self, record: CaseRecord) -> bool:
+        """The record's exception and the pass's innermost frame it was raised in."""
+        if not self.crash or not record.frames or record.exception != self.crash["exception"]:
+            return False
+        own = [f for f in record.frames if PASS_FILE in f]
+        if not own:
+            return False
+        head, _, source = own[-1].partition(": ")
+        function = head.rsplit(" in ", 1)[-1]
+        return function == self.crash["function"] and bool(re.search(self.crash["line"], source))
+
+    def matches_features(self, found: dict) -> bool:
+        return bool(self.when) and all(found.get(k) in allowed for k, allowed in self.when.items())
+
+
+def features(record: CaseRecord) -> dict:
+    """What the ``when`` of a cause reads: the example's features and the record's."""
+    found: dict = {"outcome": str(record.outcome), "exception": record.exception}
+    try:
+        ex = generated.Example.from_id(record.id)
+    except generated.IdError:
+        return found
+    found.update(
+        layer=ex.layer,
+        call=ex.call,
+        transposed=generated.is_transposed(ex.layer),
+        grouped=ex.groups > 1,
+        input_rank=len(ex.input_shape),
+        bn_all_args=ex.bn_form == "all",
+    )
+    return found
+
+
+class Causes:
+    def __init__(self, rows: list[Cause], source: str = "<rows>") -> None:
+        self.rows = rows
+        self.source = source
+        self.by_id = {c.id: c for c in rows}
+
+    def recognise(self, record: CaseRecord, torch_version: str) -> Cause | None:
+        """The known cause of a failing record in this release, if one row knows it."""
+        if record.outcome is None or not record.outcome.is_failure:
+            return None
+        rows = [c for c in self.rows if c.in_range(torch_version)]
+        by_case = next((c for c in rows if c.case == record.id), None)
+        if by_case is not None:  # a cause's own representative case
+            return by_case
+        by_crash = next((c for c in rows if c.matches_crash(record)), None)
+        if by_crash is not None:
+            return by_crash
+        found = features(record)
+        return next((c for c in rows if c.matches_features(found)), None)
+
+
+def _row(raw: dict, where: str) -> Cause:
+    allowed = {"id", "title", "releases", "links", "case", "crash", "when"}
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+    for key in ("id", "title", "releases", "case"):
+        if not str(raw.get(key, "")).strip():
+            raise ConfigError(f"{where}: missing {key!r}")
+    try:
+        releases = SpecifierSet(raw["releases"])
+    except InvalidSpecifier as exc:
+        raise ConfigError(f"{where}: releases {raw['releases']!r}: {exc}") from None
+    when = raw.get("when", {})
+    bad = set(when) - set(FEATURES) - set(RECORD_FEATURES)
+    if bad:
+        raise ConfigError(f"{where}: unknown features {sorted(bad)}; features: {FEATURES}")
+    crash = raw.get("crash", {})
+    if crash and set(crash) != {"exception", "function", "line"}:
+        raise ConfigError(f"{where}: crash needs exception, function and line")
+    if not (when or crash):
+        raise ConfigError(f"{where}: a cause needs a crash state or features to be known by")
+    return Cause(
+        raw["id"], raw["title"], releases, tuple(raw.get("links", ())), raw["case"], crash, when
+    )
+
+
+def load(path: Path = DEFAULT_FILE) -> Causes:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read causes file {path}: {exc}") from None
+    rows = [_row(raw, f"{path}: [[cause]] #{i + 1}") for i, raw in enumerate(data.get("cause", []))]
+    ids = [c.id for c in rows]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{path}: two causes share an id; ids: {ids}")
+    return Causes(rows, str(path))
