@@ -25,6 +25,7 @@ class Exit(enum.IntEnum):
     FINDINGS = 1
     BAD_INPUT = 2
     CRASH = 3
+    NEW_CAUSE = 4
 
     @property
     def meaning(self) -> str:
@@ -46,4 +47,6 @@ _MEANING = {
     Exit.BAD_INPUT: "bad input or usage: a missing or unreadable file, an unknown case or "
     "release, a broken torch environment (the message says which, and what to do)",
     Exit.CRASH: "a bug of convbn-compat itself (a traceback follows; please report it)",
+    Exit.NEW_CAUSE: "fuzz only: a failure blamed on the pass that no known cause "
+    "(core/causes.toml) recognises; its findings carry a provisional cause",
 }

@@ -31,6 +31,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from ..core import results
 from ..core.cases import GENERATED
 from ..core.cells import DEVICES
+from ..core.errors import Exit
 from ..core.generated import Example
 from ..core.outcomes import Blame
 from ..core.record import CaseRecord, Status
@@ -280,15 +281,14 @@ def finding_record(finding: Finding, table, torch_version: str) -> CaseRecord:
 
 
 def write_results(fuzzer: Fuzzer, writer: results.ResultsWriter, complete: bool) -> None:
-    import torch
-
     from ..core import expectations
 
     table = expectations.load()
+    torch_version = writer.data["environment"]["torch"]
     findings = sorted(
         fuzzer.findings.values(), key=lambda f: (f.signature.blame != "pass", f.signature)
     )
-    writer.data["cases"] = [finding_record(f, table, torch.__version__).to_json() for f in findings]
+    writer.data["cases"] = [finding_record(f, table, torch_version).to_json() for f in findings]
     elapsed = time.monotonic() - fuzzer.started
     writer.data["fuzz"] = {
         "seed": fuzzer.seed,
@@ -303,6 +303,8 @@ def write_results(fuzzer: Fuzzer, writer: results.ResultsWriter, complete: bool)
         "signatures": len(fuzzer.findings),
         "blamed_on_pass": sum(1 for s in fuzzer.findings if s.blame == Blame.PASS.value),
     }
+    assign_causes(writer.data)
+    writer.data["fuzz"]["causes"] = causes_of(writer.data)
     writer.finish(complete=complete, exitstatus=0 if complete else 1)
 
 
@@ -384,16 +386,16 @@ def main(argv: list[str] | None = None) -> int:
         + f", seed {args.seed}, database {db}",
         flush=True,
     )
-    complete = False
+    complete, status = False, Exit.OK
     try:
         fuzzer.search()
         complete = True
     finally:
         # Whatever happened, the findings so far are written.
         write_results(fuzzer, writer, complete)
-        if args.round_step == 1:
-            _summary(writer.data, run.path)
-    return 0
+        if args.round_step == 1:  # a worker of several leaves the summary to its parent
+            status = _summary(writer.data, run.path)
+    return int(status)
 
 
 def _run_workers(args, run: results.RunIdentity, workers: int, db: Path) -> int:
@@ -436,10 +438,12 @@ def _run_workers(args, run: results.RunIdentity, workers: int, db: Path) -> int:
         merged = _merge(sorted(parts.glob("w*.json")), workers, time.monotonic() - started)
         writer = results.ResultsWriter(run.path, run.header("fuzz"))
         writer.data["cases"], writer.data["fuzz"] = merged["cases"], merged["fuzz"]
+        assign_causes(writer.data)
+        writer.data["fuzz"]["causes"] = causes_of(writer.data)
         complete = merged["complete"] and len(codes) == workers and not any(codes)
         writer.finish(complete=complete, exitstatus=0 if complete else 1)
-        _summary(writer.data, run.path)
-    return 0 if complete else 1
+        status = _summary(writer.data, run.path)
+    return int(status) if complete else int(Exit.FINDINGS)
 
 
 def _merge(paths: list[Path], workers: int, elapsed: float) -> dict:
@@ -474,20 +478,91 @@ def _merge(paths: list[Path], workers: int, elapsed: float) -> dict:
     return {"cases": cases, "fuzz": fuzz, "complete": complete}
 
 
-def _summary(data: dict, out: Path) -> None:
+def assign_causes(data: dict) -> None:
+    """Give every finding its cause: a known one (``core/causes.toml``) or a provisional
+    new one, grouped by crash state (exception and the pass's own frame) or, for a
+    wrong result, by outcome and layer."""
+    from ..core import causes
+    from ..core.record import CaseRecord
+
+    table = causes.load()
+    torch_version = data["environment"]["torch"]
+    for case in data["cases"]:
+        record = CaseRecord.from_json(case)
+        known = table.recognise(record, torch_version)
+        if known is not None:
+            case["cause"] = known.id
+        elif case.get("blame") == Blame.PASS.value:
+            case["cause"] = _provisional(record)
+
+
+def _provisional(record) -> str:
+    own = [f for f in record.frames or () if "fx_passes/efficient_conv_bn_eval.py" in f]
+    if own:  # file:line in function: source, without the line number
+        function, _, source = own[-1].split(" in ", 1)[1].partition(": ")
+        return f"new:{record.exception}@{function}:{source[:60]}"
+    layer = record.id.split("-")[1] if record.id.startswith("Gen-") else "?"
+    return f"new:{record.outcome}/{record.exception or '-'}/{layer}"
+
+
+def causes_of(data: dict) -> list[dict]:
+    """One entry per cause of the findings blamed on the pass: known or new, how many
+    examples, the smallest example, the release range and the link."""
+    from ..core import causes
+
+    table = causes.load()
+    by_cause: dict[str, list[dict]] = {}
+    for case in data["cases"]:
+        if case.get("blame") == Blame.PASS.value:
+            by_cause.setdefault(case.get("cause") or "new:?", []).append(case)
+    out = []
+    seen_on = f"seen on torch {data['environment']['torch']}"
+    for cause_id, cases_ in sorted(by_cause.items(), key=lambda kv: kv[0].startswith("new")):
+        known = table.by_id.get(cause_id)
+        smallest = min(cases_, key=lambda c: len(c["id"]))
+        out.append(
+            {
+                "cause": cause_id,
+                "known": known is not None,
+                "examples": sum(c.get("examples_with_signature") or 1 for c in cases_),
+                "signatures": len(cases_),
+                "representative": smallest["id"],
+                "range": str(known.releases) if known else seen_on,
+                "links": list(known.links) if known else [],
+                "title": known.title if known else smallest["message"][:160],
+            }
+        )
+    return out
+
+
+def _summary(data: dict, out: Path) -> int:
+    """The run's end: one line per cause; NEW_CAUSE where one is new, else OK."""
     fuzz = data["fuzz"]
     print(
         f"\n{fuzz['examples']} examples in {fuzz['rounds']} rounds, "
         f"{fuzz['examples_per_minute']} a minute; results: {out}"
     )
-    for case in data["cases"]:
-        mark = "PASS BUG " if case["blame"] == Blame.PASS.value else "not pass "
-        shrunk = "" if case["shrunk"] else " (not shrunk)"
-        print(f"  {mark}{case['signature']} x{case['examples_with_signature']}{shrunk}")
-        print(f"      {case['id']}")
-        print(f"      {case['message'][:160]}")
+    found = causes_of(data)
+    for entry in found:
+        mark = "known" if entry["known"] else "NEW  "
+        link = f" {entry['links'][0]}" if entry["links"] else ""
+        print(
+            f"  {mark} {entry['cause']}: {entry['examples']} examples in {entry['signatures']} "
+            f"signatures, {entry['range']}{link}"
+        )
+        print(f"        {entry['representative']}")
+    not_pass = [c for c in data["cases"] if c.get("blame") != Blame.PASS.value]
+    if not_pass:
+        print(f"  not the pass: {len(not_pass)} signatures (the flag-off compile fails too)")
     if not data["cases"]:
         print("  no failures")
+    new = [e for e in found if not e["known"]]
+    if new:
+        print(f"{len(new)} NEW cause(s) (exit {Exit.NEW_CAUSE:d})")
+        return Exit.NEW_CAUSE
+    if found:
+        print("every failure blamed on the pass has a known cause")
+    return Exit.OK
 
 
 if __name__ == "__main__":

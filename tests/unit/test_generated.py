@@ -120,7 +120,7 @@ class _Verdict:
         self.expected_fires, self.graph_rewrites, self.max_abs_error = 1, None, None
         self.graphs = 1
         self.message, self.message_off, self.seconds = "planted", "", 0.0
-        self.warnings, self.path = [], None
+        self.warnings, self.path, self.frames, self.id = [], None, None, "planted"
 
 
 def planted_oracle(ex: Example, device: str):
@@ -194,3 +194,45 @@ def test_a_release_range_names_the_first_bad_release_and_the_fix():
     assert release_range(fixed) == "from 2.2, fixed in 2.3"
     table = replay_markdown({"Gen-Linear-module-c1x2-x1x2x1": open_bug}, "cpu")
     assert "| `Gen-Linear-module-c1x2-x1x2x1` | not-fused | error | wrong-result |" in table
+
+
+def _planted_run(tmp_path, oracle):
+    from convbn_compat.core.results import ResultsWriter
+    from convbn_compat.generator.fuzz import Fuzzer, _summary, write_results
+
+    fuzzer = Fuzzer("cpu", 0, 600, 300, tmp_path / "db", oracle, lambda line: None)
+    fuzzer.search()
+    environment = {"torch": "2.15.0"}  # what a writer reads of the run's torch
+    writer = ResultsWriter(tmp_path / "fuzz.json", {"session": "t"}, environment)
+    write_results(fuzzer, writer, complete=True)
+    return writer.data, _summary(writer.data, tmp_path / "fuzz.json")
+
+
+def test_a_run_of_known_causes_ends_in_them_and_exits_0(tmp_path, capsys):
+    data, status = _planted_run(tmp_path, planted_oracle)
+    out = capsys.readouterr().out
+    assert status == 0
+    blamed = [c for c in data["cases"] if c["blame"] == "pass"]
+    assert blamed
+    assert {c["cause"] for c in blamed} == {"convtranspose-groups", "linear-3d-input"}
+    assert "  known convtranspose-groups: " in out
+    assert "every failure blamed on the pass has a known cause" in out
+    # One line a cause, however many signatures it had.
+    assert sum(line.startswith("  known ") for line in out.splitlines()) == 2
+
+
+def test_a_fault_no_cause_knows_is_one_new_cause_with_its_exit_code(tmp_path, capsys):
+    def oracle(ex, device):  # the known bugs, and one nobody described: reflect padding
+        if ex.padding_mode == "reflect":
+            return _Verdict(Outcome.WRONG_RESULT, Blame.PASS)
+        return planted_oracle(ex, device)
+
+    data, status = _planted_run(tmp_path, oracle)
+    out = capsys.readouterr().out
+    assert status == 4  # Exit.NEW_CAUSE
+    blamed = [c for c in data["cases"] if c["blame"] == "pass"]
+    new = {c["cause"] for c in blamed if c["cause"].startswith("new")}
+    assert new  # grouped by outcome and layer: reflect padding exists on Conv1-3d only
+    assert all(c.startswith("new:wrong-result/-/Conv") for c in new), new
+    assert "NEW cause(s) (exit 4)" in out
+    assert {c["cause"] for c in blamed} - new >= {"convtranspose-groups"}
