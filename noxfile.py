@@ -61,6 +61,7 @@ CI_EXTRA = [
     "tests/test_oracle.py",
     "tests/test_reach.py",
     "tests/test_paths.py",
+    "tests/test_standalone.py",
 ]
 CI_EXTRA_NEWEST = ["tests/faults", "tests/test_repro_upstream.py"]
 # Tools that run in a release's environment beside its tests: kind -> (module run with

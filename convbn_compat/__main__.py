@@ -178,8 +178,22 @@ def _repro(args: argparse.Namespace) -> int:
     from .tools.repro import repro_script
 
     check_output_file(args.output)
+    if args.standalone:
+        return _standalone(args)
     text = repro_script(args.case, args.device, args.release, tf32=args.tf32)
     return _emit(text, args.output, "; run it with the Python of a torch environment")
+
+
+def _standalone(args: argparse.Namespace) -> int:
+    """The torch-only script, and beside it (with -o) a draft issue in Markdown."""
+    from .tools.standalone import draft_issue, standalone_script
+
+    name = args.output.name if args.output else "repro.py"
+    script = standalone_script(args.case, name)
+    if args.output is None:
+        return _emit(script, None)
+    _emit(script, args.output, "; it needs only torch, and exits 1 where the bug shows")
+    return _emit(draft_issue(args.case, script, name), args.output.with_suffix(".md"))
 
 
 def _bisect(args: argparse.Namespace) -> int:
@@ -266,6 +280,13 @@ def _parser() -> argparse.ArgumentParser:
     repro.add_argument("case", help="case id, e.g. ConvOp-bias-Conv2d-bn-decomposed")
     repro.add_argument("--device", default="cpu", choices=DEVICES)
     repro.add_argument("--tf32", action="store_true", help="with TF32 on (cuda)")
+    repro.add_argument(
+        "--standalone",
+        action="store_true",
+        help="a script of at most 60 lines that imports only torch, for an upstream issue, "
+        "and a draft issue beside it (-o X.py writes X.md); CASE is a generated example or "
+        "a known cause's id",
+    )
     repro.add_argument("--release", help="release whose install commands head the script")
     repro.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     repro.set_defaults(func=_repro)

@@ -41,6 +41,10 @@ class Cause:
     releases: SpecifierSet
     links: tuple[str, ...]
     case: str
+    example: str = ""
+    """Its smallest generated example: the standalone reproducer's model."""
+    suspect: str = ""
+    """The pass's function where the fault lies."""
     crash: dict = field(default_factory=dict)
     when: dict = field(default_factory=dict)
 
@@ -102,7 +106,7 @@ class Causes:
 
 
 def _row(raw: dict, where: str) -> Cause:
-    allowed = {"id", "title", "releases", "links", "case", "crash", "when"}
+    allowed = {"id", "title", "releases", "links", "case", "example", "suspect", "crash", "when"}
     unknown = set(raw) - allowed
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -123,7 +127,15 @@ def _row(raw: dict, where: str) -> Cause:
     if not (when or crash):
         raise ConfigError(f"{where}: a cause needs a crash state or features to be known by")
     return Cause(
-        raw["id"], raw["title"], releases, tuple(raw.get("links", ())), raw["case"], crash, when
+        raw["id"],
+        raw["title"],
+        releases,
+        tuple(raw.get("links", ())),
+        raw["case"],
+        raw.get("example", ""),
+        raw.get("suspect", ""),
+        crash,
+        when,
     )
 
 
