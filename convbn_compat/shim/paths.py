@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 from collections.abc import Iterator
 
 from ..core.cases import ROUTES
@@ -114,16 +115,48 @@ def describe(paths) -> str | None:
     return "+".join(p.value for p in PassPath if p in paths) or "none"
 
 
+@functools.cache
+def honours_no_inline() -> bool:
+    """Whether Dynamo keeps a BatchNorm module a module call once inlining is off: one
+    small compile (the pass's flag off), whose pre-grad graph is read. 2.4-2.11 keep it;
+    2.12 on inline anyway (2.15 says so: "does not do anything, inline_inbuilt_nn_modules
+    is always True"). Probed, not read from the version: it is what a user meets."""
+    import torch
+    from torch._inductor import config
+
+    from .inductor import pass_enabled, reset_compiler
+    from .tracing import inline_inbuilt_nn_modules
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), torch.nn.BatchNorm2d(1)).eval()
+    seen: set[PassPath] = set()
+    spy = config.patch(pre_grad_custom_pass=lambda graph: seen.update(paths_in(graph)))
+    reset_compiler()
+    try:
+        with inline_inbuilt_nn_modules(False), pass_enabled(False), torch.no_grad(), spy:
+            torch.compile(model)(torch.rand(1, 1, 2, 2))
+    finally:
+        reset_compiler()
+    return PassPath.MODULE in seen
+
+
 @contextlib.contextmanager
 def route(name: str) -> Iterator[None]:
     """What a route needs around its compile and its calls: inlining off for
-    ``noinline`` (Unsupported where Dynamo has no such switch, before 2.4)."""
+    ``noinline``, Unsupported where Dynamo has no such switch (before 2.4) or does not
+    honour it (``honours_no_inline``)."""
     if name != "noinline":
         yield
         return
     from .tracing import inline_inbuilt_nn_modules
 
     with inline_inbuilt_nn_modules(False):
+        if not honours_no_inline():
+            raise Unsupported(
+                "Dynamo inlines built-in modules in this release even with "
+                "inline_inbuilt_nn_modules off (probed: a BatchNorm module reached the "
+                "pre-grad passes as F.batch_norm), so this way to the module path does not "
+                "exist; FX tracing (-fxtrace) still reaches it"
+            )
         yield
 
 
