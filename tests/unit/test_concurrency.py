@@ -4,6 +4,8 @@ import json
 import multiprocessing
 import time
 
+from convbn_compat.core.outcomes import Outcome
+from convbn_compat.core.record import CaseRecord
 from convbn_compat.core.results import SCHEMA, SCHEMA_VERSION, atomic_write_json, load_run
 
 
@@ -20,11 +22,13 @@ def _writer(path, rounds):
         # non-atomic write would be caught half-way.
         data["cases"].append(
             {
-                "id": f"case-{i}",
-                "subset": "upstream",
-                "device": "cpu",
-                "outcome": "fused",
-                "expected_outcome": "fused",
+                **CaseRecord(
+                    f"case-{i}",
+                    "upstream",
+                    "cpu",
+                    outcome=Outcome.FUSED,
+                    expected_outcome=Outcome.FUSED,
+                ).to_json(),
                 "padding": "x" * 20000,
             }
         )

@@ -38,12 +38,14 @@ def _reach_case(entry, outcome="fused"):
         "id": entry.id,
         "subset": "reach",
         "device": "cpu",
+        "tf32": False,
         "outcome": outcome,
         "expected_outcome": "fused",
         "fire_count": entry.expected_fires,
         "expected_count": entry.expected_fires,
         "graph_rewrites": None,
         "max_abs_error": 0.0,
+        "seconds": 1.0,
         "message": "",
     }
 
