@@ -220,7 +220,6 @@ CORE_SUMMARY = ("outcome", "expected_outcome", "fire_count", "graph_rewrites", "
 """A record in one line: what a failure report shows of it."""
 
 
-
 def _field_types() -> dict[str, Any]:
     hints = typing.get_type_hints(CaseRecord)
     return {f.name: hints[f.name] for f in dataclasses.fields(CaseRecord) if f.name != "extra"}

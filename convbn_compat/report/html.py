@@ -297,10 +297,46 @@ def _bodies(view: View, section: Section) -> list[str]:
     return bodies or ["<tbody><tr><td>no cells</td></tr></tbody>"]
 
 
+def _searches(view: View) -> str:
+    """The generator's runs, by cause: what each found, and the search's own figures."""
+    out = []
+    for search in view.searches:
+        f = search.figures
+        minutes = f"{f['elapsed_s'] / 60:.1f}" if f.get("elapsed_s") else "?"
+        out.append(
+            f"<h3>torch {esc(search.column.torch)}, {esc(search.column.key.device)}: "
+            f"{f.get('examples', '?')} examples in {minutes} min "
+            f"({f.get('examples_per_minute', '?')} a minute, seed {f.get('seed', '?')}, "
+            f"{f.get('workers') or 1} workers)</h3>"
+        )
+        out.append(
+            '<div class="scroll"><table class="counts broken"><thead><tr><th>cause</th>'
+            "<th>examples</th><th>signatures</th><th>range</th><th>reproducer</th></tr>"
+            "</thead><tbody>"
+        )
+        for c in search.causes:
+            links = " ".join(f'<a href="{esc(u)}">{esc(u.rsplit("/", 1)[-1])}</a>' for u in c.links)
+            mark = "" if c.known else ' class="alert"'
+            word = "known" if c.known else "NEW"
+            out.append(
+                f"<tr{mark}><td>{word} <code>{esc(c.cause)}</code> {links}</td>"
+                f"<td>{c.examples}</td><td>{c.signatures}</td><td>{esc(c.range)}</td>"
+                f"<td><code>{esc(c.command)}</code></td></tr>"
+            )
+        out.append("</tbody></table></div>")
+        if search.not_the_pass:
+            out.append(
+                f'<p class="meta">{search.not_the_pass} more signatures are not the pass\'s: '
+                "the flag-off compile fails too.</p>"
+            )
+    return "".join(out)
+
+
 def _section(view: View, section: Section) -> str:
     table_id = "matrix" if section.kind == "tests" else f"matrix-{section.kind}"
+    causes = _searches(view) if section.kind == "fuzz" else ""
     return (
-        f'<h2 id="section-{esc(section.kind)}">{esc(section.title)}</h2>'
+        f'<h2 id="section-{esc(section.kind)}">{esc(section.title)}</h2>{causes}'
         f'<div class="scroll matrix-wrap" id="{table_id}-wrap"><table class="matrix" '
         f'id="{table_id}"><thead>{_head(section)}</thead>{"".join(_bodies(view, section))}'
         "</table></div>"

@@ -109,9 +109,32 @@ def _not_fused(view: View) -> list[str]:
     return [*lines, "", LEGEND + "; `!` unexpected.", ""]
 
 
+def _searches(view: View) -> list[str]:
+    if not view.searches:
+        return []
+    lines = ["## Generator findings, by cause", ""]
+    for search in view.searches:
+        f = search.figures
+        lines += [
+            f"torch {search.column.torch} on {search.column.key.device}: "
+            f"{f.get('examples', '?')} examples, {f.get('examples_per_minute', '?')} a minute, "
+            f"seed {f.get('seed', '?')}; {search.not_the_pass} signatures not the pass's.",
+            "",
+            "| cause | examples | signatures | range | reproducer |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {'known' if c.known else '**NEW**'} `{c.cause}` | {c.examples} | {c.signatures} "
+            f"| {c.range} | `{c.command}` |"
+            for c in search.causes
+        ]
+        lines.append("")
+    return lines
+
+
 def render_markdown(view: View) -> str:
     matrix = view.matrix
-    lines = ["# convbn-compat matrix", "", *_summary(view), *_baseline(view)]
+    lines = ["# convbn-compat matrix", "", *_summary(view), *_baseline(view), *_searches(view)]
     lines += _incomplete(matrix)
     if matrix.skipped:
         lines += ["## Skipped files", ""] + [f"- {s}" for s in matrix.skipped] + [""]

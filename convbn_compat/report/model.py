@@ -165,6 +165,8 @@ class Matrix:
     sources: list[str] = field(default_factory=list)
     benefit: list[dict] = field(default_factory=list)
     """One row per benefit run (``kind: benefit``), by lane and release."""
+    searches: dict[str, dict] = field(default_factory=dict)
+    """Per fuzz column: the search's own figures (examples, minutes, seed, workers)."""
 
     def to_json(self) -> dict:
         return {
@@ -277,6 +279,12 @@ def _add_run(matrix: Matrix, columns: dict[ColumnKey, Column], run: Run) -> None
                 f"torch {run.torch} and {column.torch}; report them separately"
             )
         matrix.cells.setdefault(record.id, {})[str(key)] = record
+    if run.kind == "fuzz" and run.records:
+        figures = run.data.get("fuzz") or {}
+        matrix.searches[str(_column_key(run, run.records[0]))] = {
+            k: figures.get(k)
+            for k in ("examples", "elapsed_s", "examples_per_minute", "seed", "workers")
+        }
     if not run.complete:
         matrix.incomplete.append(str(run.path))
 

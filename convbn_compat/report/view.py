@@ -124,6 +124,30 @@ class Broken:
 
 
 @dataclass
+class FoundCause:
+    """The findings of one search that one cause explains."""
+
+    cause: str
+    known: bool
+    examples: int
+    signatures: int
+    range: str
+    links: list[str]
+    command: str
+    """The command that writes its upstream-ready reproducer."""
+
+
+@dataclass
+class Search:
+    """A fuzz column: its figures, and its findings blamed on the pass, by cause."""
+
+    column: Column
+    figures: dict
+    causes: list[FoundCause]
+    not_the_pass: int
+
+
+@dataclass
 class ReleaseSummary:
     """Where the pass stands in one release: what is broken, and what changed."""
 
@@ -154,6 +178,8 @@ class View:
     generator's oracle blamed it on Inductor rather than the pass."""
     sections: list[Section] = field(default_factory=list)
     releases: list[ReleaseSummary] = field(default_factory=list)
+    searches: list[Search] = field(default_factory=list)
+    """Each generator run, newest release first: what it found, by cause."""
     """The matrix's releases, newest first: the summary's answer to "where is the pass
     broken now?"."""
 
@@ -378,7 +404,44 @@ def build_view(matrix: Matrix, diff: list[dict] | None = None) -> View:
     )
     view.sections = _sections(view)
     view.releases = _releases(view)
+    view.searches = _searches(view)
     return view
+
+
+def _searches(view: View) -> list[Search]:
+    table = causes.load()
+    out = []
+    for column in reversed([c for c in view.matrix.columns if c.key.kind == "fuzz"]):
+        key = str(column.key)
+        groups: dict[str, list[CaseRecord]] = {}
+        not_the_pass = 0
+        for row in view.rows:
+            record = row.cells.get(key)
+            if record is None or record.blame is None:
+                continue
+            if record.blame is not Blame.PASS:
+                not_the_pass += 1
+                continue
+            cause = view.causes.get((row.case_id, key)) or record.cause or "new"
+            groups.setdefault(cause, []).append(record)
+        found = []
+        for cause, records in sorted(groups.items(), key=lambda kv: kv[0] not in table.by_id):
+            known = table.by_id.get(cause)
+            smallest = min(records, key=lambda r: len(r.id)).id
+            found.append(
+                FoundCause(
+                    cause,
+                    known is not None,
+                    sum(r.examples_with_signature or 1 for r in records),
+                    len(records),
+                    f"torch {known.releases}" if known else f"seen on torch {column.torch}",
+                    list(known.links) if known else [],
+                    f"python -m convbn_compat repro {cause if known else smallest} "
+                    "--standalone -o bug.py",
+                )
+            )
+        out.append(Search(column, view.matrix.searches.get(key, {}), found, not_the_pass))
+    return out
 
 
 def _sections(view: View) -> list[Section]:
@@ -460,4 +523,13 @@ def summary_lines(view: View) -> list[str]:
         if summary.against_baseline:
             words.append(f"{len(summary.against_baseline)} cells changed against the baseline")
         lines.append(f"{summary.release} (torch {summary.torch}): " + "; ".join(words))
+    for search in view.searches:
+        found = ", ".join(
+            f"{'known' if c.known else 'NEW'} {c.cause} ({c.examples})" for c in search.causes
+        )
+        lines.append(
+            f"fuzz, torch {search.column.torch} on {search.column.key.device}: "
+            f"{search.figures.get('examples', '?')} examples; "
+            + (found or "no failure of the pass")
+        )
     return lines

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -343,3 +344,30 @@ def test_a_known_cause_is_never_unexpected_and_a_new_one_is(tmp_path, capsys):
 def test_a_failure_the_oracle_blames_on_inductor_is_not_the_pass_s(tmp_path):
     _finding(tmp_path, "Gen-Conv2d-module-c1x1-k1-x1x1x1x1-float64-freezing", "error", "not-pass")
     assert not build_view(build_matrix([tmp_path])).unexpected
+
+
+def test_a_search_reads_as_causes_with_its_figures(tmp_path, capsys):
+    fuzz = (
+        Path(__file__).resolve().parents[2]
+        / "docs"
+        / "fuzz"
+        / "fuzz-2.15-cpu-10min-fresh-clone.json"
+    )
+    view = build_view(build_matrix([fuzz]))
+    (search,) = view.searches
+    assert search.figures["examples"] == 804
+    assert {c.cause for c in search.causes} == {
+        "conv-args-by-keyword",
+        "convtranspose-groups",
+        "linear-3d-input",
+    }
+    assert all(c.known for c in search.causes)
+    assert sum(c.signatures for c in search.causes) + search.not_the_pass == 36
+    by_id = {c.cause: c for c in search.causes}
+    assert by_id["convtranspose-groups"].command == (
+        "python -m convbn_compat repro convtranspose-groups --standalone -o bug.py"
+    )
+    assert main(["report", str(fuzz), "-o", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "fuzz, torch 2.15.0+cu132 on cpu: 804 examples; known conv-args-by-keyword (" in out
+    assert "## Generator findings, by cause" in (tmp_path / "r" / "matrix.md").read_text()
