@@ -9,7 +9,8 @@ from ..core.cases import CASES
 from ..core.errors import ConfigError
 from ..core.outcomes import NOT_RUN_SYMBOL, Outcome
 from ..core.record import CaseRecord
-from .model import CLASSES, Matrix
+from ..core.releases import session_name
+from .model import CLASSES, Column, Matrix
 from .view import RowGroup, View, summary_lines
 
 __all__ = ["render_job_summary", "render_markdown", "table_document"]
@@ -223,13 +224,23 @@ def benefit_lines(matrix: Matrix) -> list[str]:
     return [*lines, "", "Method: " + "; ".join(methods) + ".", "", *errors]
 
 
+def _session_of(column: Column) -> str:
+    """The Nox session that makes the column's runs: a run may carry another name
+    (``--convbn-run tests-2.5-cpu-paths``), which is no session to type."""
+    key = column.key
+    try:
+        return session_name(key.kind, key.release, key.flavour)
+    except ValueError:
+        return str(column.session)
+
+
 def _provenance(matrix: Matrix) -> str:
     """How the input was made, read from the files themselves."""
     parts = []
     for column in matrix.columns:
         install = column.install or {}
         index = install.get("torch_index")
-        how = f"`nox -s {column.session}`" if column.session else "a plain pytest run"
+        how = f"`nox -s {_session_of(column)}`" if column.session else "a plain pytest run"
         where = f" on {column.platform}" if column.platform else ""
         source = f", torch from index `{index}`" if index else ""
         parts.append(f"- torch {column.torch}: {how}{source}{where}")
