@@ -10,21 +10,16 @@ style, groups, the input's rank, ...). One that no row recognises is a new cause
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import SpecifierSet
 
 from . import generated
 from .errors import ConfigError
 from .record import CaseRecord
+from .tables import checked_row, read_rows
 from .versions import torch_release
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # remove when the oldest Python we run is 3.11
-    import tomli as tomllib
 
 __all__ = ["DEFAULT_FILE", "Cause", "Causes", "features", "load"]
 
@@ -107,16 +102,7 @@ class Causes:
 
 def _row(raw: dict, where: str) -> Cause:
     allowed = {"id", "title", "releases", "links", "case", "example", "suspect", "crash", "when"}
-    unknown = set(raw) - allowed
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
-    for key in ("id", "title", "releases", "case"):
-        if not str(raw.get(key, "")).strip():
-            raise ConfigError(f"{where}: missing {key!r}")
-    try:
-        releases = SpecifierSet(raw["releases"])
-    except InvalidSpecifier as exc:
-        raise ConfigError(f"{where}: releases {raw['releases']!r}: {exc}") from None
+    releases = checked_row(raw, where, allowed, ("id", "title", "releases", "case"))
     when = raw.get("when", {})
     bad = set(when) - set(FEATURES) - set(RECORD_FEATURES)
     if bad:
@@ -140,11 +126,7 @@ def _row(raw: dict, where: str) -> Cause:
 
 
 def load(path: Path = DEFAULT_FILE) -> Causes:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read causes file {path}: {exc}") from None
-    rows = [_row(raw, f"{path}: [[cause]] #{i + 1}") for i, raw in enumerate(data.get("cause", []))]
+    rows = [_row(raw, where) for raw, where in read_rows(path, "cause", "causes")]
     ids = [c.id for c in rows]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: two causes share an id; ids: {ids}")

@@ -9,11 +9,10 @@ two things about one cell.
 from __future__ import annotations
 
 import fnmatch
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import SpecifierSet
 
 from .cases import CASES
 from .cells import DEVICES
@@ -21,12 +20,8 @@ from .entrypoints import IDS as ENTRY_IDS
 from .errors import ConfigError
 from .outcomes import Outcome
 from .record import CaseRecord, Status
+from .tables import checked_row, read_rows
 from .versions import torch_release
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # remove when the oldest Python we run is 3.11
-    import tomli as tomllib
 
 __all__ = ["DEFAULT_FILE", "Expectation", "Expectations", "load"]
 
@@ -90,16 +85,7 @@ class Expectations:
 
 
 def _row(raw: dict, where: str) -> Expectation:
-    unknown = set(raw) - _FIELDS
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_FIELDS)}")
-    for key in ("releases", "cases", "outcome", "reason"):
-        if not str(raw.get(key, "")).strip():
-            raise ConfigError(f"{where}: missing {key!r}")
-    try:
-        releases = SpecifierSet(raw["releases"])
-    except InvalidSpecifier as exc:
-        raise ConfigError(f"{where}: releases {raw['releases']!r} is no specifier: {exc}") from None
+    releases = checked_row(raw, where, _FIELDS, ("releases", "cases", "outcome", "reason"))
     devices = tuple(raw.get("devices", DEVICES))
     bad = [d for d in devices if d not in DEVICES]
     if bad:
@@ -120,11 +106,5 @@ def _row(raw: dict, where: str) -> Expectation:
 
 
 def load(path: Path = DEFAULT_FILE) -> Expectations:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read expectations file {path}: {exc}") from None
-    rows = data.get("expect", [])
-    return Expectations(
-        [_row(raw, f"{path}: [[expect]] #{i + 1}") for i, raw in enumerate(rows)], str(path)
-    )
+    rows = read_rows(path, "expect", "expectations")
+    return Expectations([_row(raw, where) for raw, where in rows], str(path))

@@ -83,6 +83,16 @@ def test_bad_rows_name_the_file_and_the_problem(tmp_path, edit, message):
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("text", ['expect = "not-fused"', "expect = [1, 2]"])
+def test_a_table_that_is_not_rows_is_named(tmp_path, text):
+    path = tmp_path / "expectations.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(
+        ConfigError, match=r"'expect' must be an array of tables, written \[\[expect\]\]"
+    ):
+        exp.load(path)
+
+
 def test_shipped_expectations_load_and_every_row_has_a_reason():
     table = exp.load()
     assert table.rows
