@@ -43,17 +43,21 @@ def install_commands(release: Release, flavour: str) -> list[str]:
 
 
 # The modules a reproducer carries, verbatim: the suite's runner, the generator's oracle,
-# the case table and the shim they speak through. None needs more than torch.
+# and every module of ours they import (tests/unit/test_repro_embedded.py checks that this
+# list is closed under their imports). None needs more than torch.
 _EMBEDDED = (
     "core.errors",
     "core.outcomes",
     "core.cells",
     "core.record",
     "core.generated",
+    "core.forward",
     "core.cases",
     "shim.devices",
     "shim.inductor",
     "shim.tracing",
+    "shim.paths",
+    "checks.failures",
     "checks.judging",
     "checks.models",
     "checks.oracle",

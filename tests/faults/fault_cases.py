@@ -11,8 +11,8 @@ import ctypes
 import os
 import threading
 
+from convbn_compat.checks import models
 from convbn_compat.core import cases
-from convbn_compat.suite import runner
 
 
 def _segfault():
@@ -36,7 +36,7 @@ HANG_TIMEOUT_S = 20
 
 def pytest_configure(config):
     # In every process (controller and xdist workers): the builders, then the cases.
-    runner.MODELS.update(FAULTS)
+    models.MODELS.update(FAULTS)
     extra = tuple(
         cases.Case(name, 1, model=name, subset=cases.EXTENDED, devices=("cpu",)) for name in FAULTS
     )
