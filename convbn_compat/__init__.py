@@ -1,7 +1,7 @@
 """convbn-compat: Inductor's efficient conv-bn eval pass, checked across torch releases.
 
-The shim modules (``inductor``, ``tracing``, ``devices``, ``versions``) are the one
-place that knows how releases differ; tests and sessions speak only their language.
+The shim (``shim/``: ``inductor``, ``tracing``, ``devices``, ``paths``) is the one place
+that knows how releases differ; tests and sessions speak only its language.
 """
 
 __version__ = "0.2.0"

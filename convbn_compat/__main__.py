@@ -18,7 +18,7 @@ reports, reproduces and bisects what they found."""
 
 EXAMPLES = """\
 examples:
-  convbn-compat report results/ -o report/          matrix.md, matrix.json, matrix.html
+  convbn-compat report results/ -o report/          matrix.md, summary.md, matrix.json, matrix.html
   convbn-compat report results/ --baseline old/matrix.json   exit 1 on a new failure
   convbn-compat table docs/results -o docs/matrix.md
   convbn-compat cases --subset found
@@ -235,7 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     env = sub.add_parser("env", help="print the torch, CUDA and devices under test")
     env.add_argument("--expect-torch", metavar="X.Y.Z", help="fail unless this torch is installed")
-    env.add_argument("--json", action="store_true", help="also print the details as JSON")
+    env.add_argument("--json", action="store_true", help="print the details as JSON instead")
     env.add_argument(
         "--quick",
         action="store_true",
@@ -248,7 +248,7 @@ def _parser() -> argparse.ArgumentParser:
     table.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     table.set_defaults(func=_table)
     report = sub.add_parser(
-        "report", help="merge results into matrix.md, matrix.json and matrix.html"
+        "report", help="merge results into matrix.md, summary.md, matrix.json and matrix.html"
     )
     report.add_argument(
         "results", nargs="*", type=Path, help="results files or folders (default: results/)"
@@ -258,7 +258,7 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         type=Path,
         default=Path("report"),
-        help="folder for the three files (default: report/)",
+        help="folder for the four files (default: report/)",
     )
     report.add_argument(
         "--baseline",

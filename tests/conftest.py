@@ -1,4 +1,4 @@
-"""Fixtures of the matrix suite. The harness itself is ``convbn_compat/plugin.py``."""
+"""Fixtures of the matrix suite. The harness itself is ``convbn_compat/suite/plugin.py``."""
 
 from __future__ import annotations
 

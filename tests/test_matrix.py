@@ -1,7 +1,7 @@
 """The fusion-correctness matrix: every case of upstream's test, per device.
 
 The test body is the same for every case; what differs between releases lives in
-``convbn_compat/expectations.toml``. A cell expected to be anything but ``fused`` is a
+``convbn_compat/core/expectations.toml``. A cell expected to be anything but ``fused`` is a
 strict xfail: it xfails only with exactly that outcome, and fails otherwise, so a
 change in either direction turns the session red.
 """

@@ -77,7 +77,7 @@ def test_every_call_style_compiles_to_one_graph(call):
     # The pass off: some styles make it fail, and a failed compile counts no graph.
     ex = Example.from_id(f"Gen-Conv2d-{call}-c2x4-k3-s2-x1x2x6x6-bnall")
     obs = observe(ex, "cpu", pass_on=False)
-    assert (obs.kind, obs.graphs) == ("correct", 1), obs.message
+    assert (obs.outcome, obs.graphs) == (Outcome.FUSED, 1), obs.message
 
 
 def test_a_fault_in_the_pass_is_blamed_on_the_pass():
@@ -86,7 +86,7 @@ def test_a_fault_in_the_pass_is_blamed_on_the_pass():
     assert verdict.outcome is Outcome.WRONG_RESULT, verdict.message
     assert verdict.blame is Blame.PASS
     assert (verdict.fires, verdict.fires_off) == (1, 0)
-    assert verdict.message_off == "correct"
+    assert verdict.message_off == "fused"  # the flag-off compile was right
 
 
 def test_a_fault_that_also_breaks_the_flag_off_compile_is_not_the_pass():
@@ -120,7 +120,7 @@ def test_a_fuzz_run_writes_a_results_file_that_report_reads(tmp_path):
                 "--seed",
                 "3",
             ),
-            *("--db", str(tmp_path / "db"), "--out", str(out), "--run", "fuzz-smoke"),
+            *("--db", str(tmp_path / "db"), "--out", str(out), "--convbn-run", "fuzz-smoke"),
         ],
         env=_env(tmp_path),
         capture_output=True,

@@ -3,7 +3,7 @@
 The cases are upstream's ``test/inductor/test_efficient_conv_bn_eval.py`` product: two
 module shapes x conv bias x seven conv/linear + BN pairs x SyncBatchNorm x pre-dispatch
 decomposition, 112 per device, then our controls, configurations, reported bugs and the
-bugs the generator found. A case names its model (a builder of ``runner.MODELS`` and its
+bugs the generator found. A case names its model (a builder of ``checks.models.MODELS`` and its
 arguments); ``runner.run_case`` builds it, runs upstream's checks and classifies.
 """
 
@@ -46,8 +46,8 @@ class Case:
     id: str
     expected_fires: int
     model: str = ""
-    """The builder in ``runner.MODELS`` (``upstream``, ``convbn``); empty for a
-    generated example, which ``genrunner`` builds from its id."""
+    """The builder in ``checks.models.MODELS`` (``upstream``, ``convbn``); empty for a
+    generated example, which ``checks.models.build_example`` builds from its id."""
     model_args: tuple[tuple[str, Any], ...] = ()
     """The builder's keyword arguments, as (name, value) pairs."""
     subset: str = UPSTREAM
@@ -68,7 +68,7 @@ class Case:
     about: str = ""
     example: str | None = None
     """A generated example's id (``Gen-...``): the case is that example, run and judged
-    by the generator's oracle (``genrunner``), pass off as well as on."""
+    by the generator's oracle (``checks.oracle``), pass off as well as on."""
 
 
 def _model(name: str, **kwargs: Any) -> dict[str, Any]:
@@ -97,8 +97,6 @@ def _upstream_cases() -> tuple[Case, ...]:
 
 ROUTES = ("module", "decomposed", "fxtrace", "noinline")
 """Every route to Inductor (``shim.paths.ROUTES``, named here for a torch-free table)."""
-NEW_ROUTES = ("fxtrace", "noinline")
-"""The routes that reach the module path on releases that inline by default."""
 
 
 CONTROLS = (

@@ -199,10 +199,6 @@ class ResultsWriter:
         self.data["cases"].append(record.to_json())
         self.flush()
 
-    def replace_all(self, records: list[CaseRecord]) -> None:
-        self.data["cases"] = [r.to_json() for r in records]
-        self.flush()
-
     def finish(self, complete: bool, exitstatus: int) -> None:
         self.data["finished"] = _now()
         self.data["complete"] = complete

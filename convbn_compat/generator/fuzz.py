@@ -2,7 +2,7 @@
 
 The search runs in rounds. Each round is one Hypothesis run of ``ROUND`` examples with
 its own seed (the session's seed, then the round number), so the same seed gives the
-same examples. An example's verdict comes from the oracle (:mod:`genrunner`) and is kept
+same examples. An example's verdict comes from the oracle (``checks.oracle``) and is kept
 for the whole search, so shrinking never compiles an example twice. Failures are
 grouped by signature (blame, outcome, exception type, layer, call style): the first
 example of a signature not seen before makes Hypothesis shrink it, and the round ends
@@ -100,7 +100,7 @@ class Fuzzer:
     max_examples: int | None
     database: Path | None
     judge: object = None
-    """The oracle, ``judge(example, device) -> Verdict``: genrunner.judge (main passes
+    """The oracle, ``judge(example, device) -> Verdict``: checks.oracle.judge (main passes
     it), or a stand-in in the unit tests. Required."""
     progress: object = print
     log: Path | None = None

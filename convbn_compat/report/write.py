@@ -2,7 +2,7 @@
 
 The model (columns of records, the comparison with a baseline) is ``model``; ``view``
 computes what a reader sees once, and ``markdown`` and ``html`` draw it. This module
-writes the three files and decides the exit status: findings (a new failure against the
+writes the four files and decides the exit status: findings (a new failure against the
 baseline, an incomplete run) exit 1, bad input exits 2.
 """
 
@@ -28,7 +28,7 @@ def check_output_folder(outdir: Path) -> None:
     """The report's folder may exist (its files are replaced) or be new, in a folder that
     exists: a typo in a parent is not silently made into a tree of folders."""
     if outdir.exists() and not outdir.is_dir():
-        raise ConfigError(f"-o {outdir} is a file; name a folder for the report's three files")
+        raise ConfigError(f"-o {outdir} is a file; name a folder for the report's four files")
     if not outdir.exists() and not outdir.parent.is_dir():
         raise ConfigError(
             f"-o {outdir}: its parent folder {outdir.parent} does not exist; create it first "

@@ -8,8 +8,6 @@ from collections.abc import Iterator
 
 __all__ = ["gpu_available", "gpu_required", "gpu_skip_reason", "tf32", "tf32_supported"]
 
-GPU = "cuda"
-
 
 def gpu_available() -> bool:
     import torch

@@ -52,9 +52,6 @@ _TRANSFORMS = {
 ARRIVED = {PassPath.MODULE: "2.2", PassPath.ATEN: "2.4", PassPath.FUNCTIONAL: "2.5"}
 """When each path shipped (for messages; ``available`` reads the installed pass)."""
 
-ROUTE_PATH = {"decomposed": PassPath.ATEN, "fxtrace": PassPath.MODULE, "noinline": PassPath.MODULE}
-"""The path a route is there to reach (``module``: the release's default, whichever)."""
-
 
 def _pass_module():
     import importlib
@@ -66,15 +63,6 @@ def available() -> tuple[PassPath, ...]:
     """The paths this release's pass has, read from the transforms it defines."""
     module = _pass_module()
     return tuple(p for p, name in _TRANSFORMS.items() if hasattr(module, name))
-
-
-def require(path: PassPath) -> None:
-    """Unsupported where this release's pass lacks ``path``."""
-    if path not in available():
-        raise Unsupported(
-            f"this release's pass has no {path} path ({_TRANSFORMS[path]} arrived in "
-            f"{ARRIVED[path]})"
-        )
 
 
 def paths_in(graph) -> set[PassPath]:

@@ -1,7 +1,7 @@
 """The matrix's pytest plugin: the run's identity, its results file, crashes, interrupts.
 
-Registered by ``-p convbn_compat.plugin`` (pyproject's addopts). Each matrix test
-attaches its :class:`~convbn_compat.record.CaseRecord` to ``user_properties``; the
+Registered by ``-p convbn_compat.suite.plugin`` (pyproject's addopts). Each matrix test
+attaches its :class:`~convbn_compat.core.record.CaseRecord` to ``user_properties``; the
 controlling process (the only one under pytest-xdist) gathers them into
 ``<--convbn-results>/<--convbn-run>.json``, rewritten after every case. A case whose
 interpreter dies is recorded as ``error`` with the signal; a Ctrl-C marks the file
