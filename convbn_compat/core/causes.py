@@ -15,6 +15,7 @@ from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
 
+from . import features as example_features
 from . import generated
 from .errors import ConfigError
 from .record import CaseRecord
@@ -25,7 +26,8 @@ __all__ = ["DEFAULT_FILE", "Cause", "Causes", "features", "load"]
 
 DEFAULT_FILE = Path(__file__).with_name("causes.toml")
 PASS_FILE = "fx_passes/efficient_conv_bn_eval.py"
-FEATURES = ("layer", "call", "transposed", "grouped", "input_rank", "bn_all_args")
+FEATURES = ("layer", "call", *(f.name for f in example_features.FEATURES))
+"""What a ``when`` may name of an example: ``core/features.py``'s table."""
 RECORD_FEATURES = ("outcome", "exception")
 
 
@@ -57,6 +59,12 @@ class Cause:
         function = head.rsplit(" in ", 1)[-1]
         return function == self.crash["function"] and bool(re.search(self.crash["line"], source))
 
+    def predicts(self, found: dict) -> bool:
+        """Whether an example's own features (``features.of_example``), before it runs,
+        are those this cause shows in: its ``when`` without the record's outcome."""
+        keys = [k for k in self.when if k not in RECORD_FEATURES]
+        return bool(keys) and all(found.get(k) in self.when[k] for k in keys)
+
     def matches_features(self, found: dict) -> bool:
         return bool(self.when) and all(found.get(k) in allowed for k, allowed in self.when.items())
 
@@ -68,14 +76,7 @@ def features(record: CaseRecord) -> dict:
         ex = generated.Example.from_id(record.id)
     except generated.IdError:
         return found
-    found.update(
-        layer=ex.layer,
-        call=ex.call,
-        transposed=generated.is_transposed(ex.layer),
-        grouped=ex.groups > 1,
-        input_rank=len(ex.input_shape),
-        bn_all_args=ex.bn_form == "all",
-    )
+    found.update(example_features.of_example(ex))
     return found
 
 

@@ -4,10 +4,15 @@ The search runs in rounds. Each round is one Hypothesis run of ``ROUND`` example
 its own seed (the session's seed, then the round number), so the same seed gives the
 same examples. An example's verdict comes from the oracle (``checks.oracle``) and is kept
 for the whole search, so shrinking never compiles an example twice. Failures are
-grouped by signature (blame, outcome, exception type, layer, call style): the first
-example of a signature not seen before makes Hypothesis shrink it, and the round ends
-with that signature's minimal example. Every minimal example is saved in Hypothesis's
-example database too, and the next search replays the database first.
+grouped by signature (blame, outcome, exception type, layer, call style), and each
+failure blamed on the pass gets its cause as it is judged: a known cause
+(``core/causes.toml``), or a new one (``triage``). The first example of a cause not seen
+before makes Hypothesis shrink it, and the round ends with that cause's minimal example;
+a new wrong result's minimal example is then delta-debugged into its fingerprint, which
+later examples are recognised by. Once a cause has been seen ``--cause-budget`` times,
+the examples its features predict are mostly not run, so the search spends its time
+where no cause is known. Every minimal example is saved in Hypothesis's example database
+too, and the next search replays the database first.
 
 The results file is in the matrix's schema (``convbn-compat/results``), one record per
 signature, so ``report`` reads it beside the matrix sessions' files.
@@ -20,14 +25,18 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, reject, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from ..core import causes as known_causes
+from ..core import features as example_features
 from ..core import results
 from ..core.cases import GENERATED
 from ..core.cells import DEVICES
@@ -35,6 +44,7 @@ from ..core.errors import Exit
 from ..core.generated import Example
 from ..core.outcomes import Blame
 from ..core.record import CaseRecord, Status
+from . import triage
 from .strategies import examples
 
 __all__ = ["Fuzzer", "Signature", "main"]
@@ -43,6 +53,11 @@ ROUND = 20
 """Examples a round generates before the next seed: small, so a time budget is kept."""
 SHRINK_SHARE = 0.25
 """At most this share of the budget (and at least 60 s) goes to shrinking one failure."""
+CAUSE_BUDGET = 20
+"""Examples of one cause after which the search mostly steers away from it."""
+STILL_RUN = 8
+"""One in this many examples that a saturated cause predicts still runs: a new cause
+that hides behind a known one's features can still be found."""
 
 
 @dataclass(frozen=True, order=True)
@@ -68,28 +83,45 @@ def signature(ex: Example, verdict) -> Signature | None:
 
 
 class _NewBug(Exception):
-    """Raised inside Hypothesis for the signature a round is shrinking."""
+    """Raised inside Hypothesis for the cause (or signature) a round is shrinking."""
 
 
-_BUG_CLASSES: dict[Signature, type] = {}
+_BUG_CLASSES: dict[str, type] = {}
 
 
-def _bug_class(sig: Signature) -> type:
-    # One class per signature: Hypothesis tells bugs apart by exception type, so a
-    # database replay reports each saved signature on its own.
-    if sig not in _BUG_CLASSES:
-        _BUG_CLASSES[sig] = type(f"Bug{len(_BUG_CLASSES)}", (_NewBug,), {"signature": sig})
-    return _BUG_CLASSES[sig]
+def _bug_class(key: str) -> type:
+    # One class per key: Hypothesis tells bugs apart by exception type, so a database
+    # replay reports each saved cause on its own.
+    if key not in _BUG_CLASSES:
+        _BUG_CLASSES[key] = type(f"Bug{len(_BUG_CLASSES)}", (_NewBug,), {"key": key})
+    return _BUG_CLASSES[key]
 
 
 @dataclass
 class Finding:
+    """A signature: how many examples had it, and its smallest example."""
+
     signature: Signature
     example: Example
     verdict: object
     first_seen: str
     shrunk: bool = False
     count: int = 0
+    cause: str | None = None
+
+
+@dataclass
+class CauseSeen:
+    """A cause met in this search: its examples, and its shrunk representative."""
+
+    key: str
+    example: Example
+    verdict: object
+    count: int = 0
+    shrunk: bool = False
+    fingerprint: triage.Fingerprint | None = None
+    row: known_causes.Cause | None = None
+    """A new cause's provisional row: later examples are recognised by it."""
 
 
 @dataclass
@@ -108,43 +140,151 @@ class Fuzzer:
     round_start: int = 0
     round_step: int = 1
     """Worker i of N runs rounds i, i+N, i+2N...: the examples are those of one worker."""
+    torch_version: str = ""
+    """The release under test: known causes count only within their release range."""
+    cause_budget: int = CAUSE_BUDGET
     verdicts: dict = field(default_factory=dict)
     findings: dict = field(default_factory=dict)
+    causes: dict = field(default_factory=dict)
+    """Cause key (a known cause's id, a new cause's provisional id, or ``sig:`` and the
+    signature of a failure not triaged yet) -> CauseSeen."""
     counts: dict = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     examples_run: int = 0
+    steered: int = 0
     rounds: int = 0
-    _target: Signature | None = None
+    _table: object = None
+    _target: str | None = None
     _skipped: bool = False
+    _triaging: bool = False
     _stop_at: float = 0.0
     _last_note: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._table = known_causes.load()
+
+    # -- causes --------------------------------------------------------------------
+
+    def _rows(self) -> list:
+        """Known rows in this release's range, then this search's provisional rows."""
+        version = self.torch_version
+        known = [c for c in self._table.rows if version and c.in_range(version)]
+        return known + [seen.row for seen in self.causes.values() if seen.row is not None]
+
+    def cause_key(self, ex: Example, verdict) -> str:
+        """The cause of a failure: known, provisional, or its signature until triaged."""
+        record = dataclasses.replace(CaseRecord.from_verdict(verdict, GENERATED), id=ex.id)
+        rows = self._rows()
+        if verdict.blame is Blame.PASS:
+            known = known_causes.Causes(rows).recognise(record, self.torch_version or "0.0")
+            if known is not None:
+                return known.id
+            if triage.crash_state(verdict.frames, verdict.exception) is not None:
+                return triage.provisional_cause(record)
+        return f"sig:{signature(ex, verdict)}"
+
+    def _steer_away(self, ex: Example) -> bool:
+        """Whether to skip ``ex``: a cause seen ``cause_budget`` times predicts it."""
+        if self._target is not None or self._triaging or self.cause_budget <= 0:
+            return False
+        saturated = {k for k, seen in self.causes.items() if seen.count >= self.cause_budget}
+        if not saturated:
+            return False
+        found = example_features.of_example(ex)
+        predicted = any(c.predicts(found) for c in self._rows() if c.id in saturated)
+        return predicted and zlib.crc32(ex.id.encode()) % STILL_RUN != 0
+
+    def _triage(self, seen: CauseSeen) -> None:
+        """A new wrong result's minimal example: its fingerprint, and its provisional
+        cause, which later examples are recognised by."""
+        if seen.verdict.blame is not Blame.PASS or not seen.key.startswith("sig:"):
+            return
+        now = time.monotonic()
+        deadline = now + min(self._shrink_cap(), max(60.0, self._deadline() - now))
+        self._triaging, saved = True, self._stop_at
+        self._stop_at = deadline
+        try:
+            fp = triage.fingerprint(
+                seen.example, seen.verdict, lambda ex: self._evaluate(ex), deadline
+            )
+        finally:
+            self._triaging, self._stop_at = False, saved
+        record = dataclasses.replace(
+            CaseRecord.from_verdict(seen.verdict, GENERATED), id=seen.example.id
+        )
+        new_key = triage.provisional_cause(record, fp)
+        self._note(
+            f"fingerprint {fp.text} ({fp.judged} examples judged"
+            f"{'' if fp.complete else ', cut short'}): {new_key}",
+            force=True,
+        )
+        old = self.causes.pop(seen.key)
+        merged = self.causes.get(new_key)
+        if merged is None:
+            merged = self.causes[new_key] = dataclasses.replace(old, key=new_key)
+            merged.row = known_causes.Cause(
+                new_key, "", known_causes.SpecifierSet(), (), fp.example.id,
+                when=fp.when(str(seen.verdict.outcome), seen.verdict.exception),
+            )  # fmt: skip
+        else:
+            merged.count += old.count
+        merged.fingerprint = merged.fingerprint or fp
+        for finding in self.findings.values():
+            if finding.cause == seen.key:
+                finding.cause = new_key
+        self._rekey()
+
+    def _rekey(self) -> None:
+        """Failures met before a new cause was known that its row now recognises."""
+        for finding in self.findings.values():
+            if not (finding.cause or "").startswith("sig:"):
+                continue
+            key = self.cause_key(finding.example, finding.verdict)
+            if key == finding.cause:
+                continue
+            old = self.causes.pop(finding.cause, None)
+            if key in self.causes and old is not None:
+                self.causes[key].count += old.count
+            elif old is not None:
+                self.causes[key] = dataclasses.replace(old, key=key, row=None)
+            finding.cause = key
 
     # -- the test body Hypothesis runs -------------------------------------------
 
     def _evaluate(self, ex: Example):
         if ex.id in self.verdicts:
             return self.verdicts[ex.id]
-        if time.monotonic() >= self._stop_at or self._examples_spent():
+        if time.monotonic() >= self._stop_at or (self._examples_spent() and not self._triaging):
             self._skipped = True
             return None  # past the budget: new examples are not run
+        if self._steer_away(ex):
+            self.steered += 1
+            return _STEERED
         verdict = self.judge(ex, self.device)
         self.verdicts[ex.id] = verdict
         self.examples_run += 1
-        if self.log is not None:
-            line = {"id": ex.id, "outcome": verdict.outcome.value, "blame": verdict.blame.value}
-            line.update(fires=verdict.fires, fires_off=verdict.fires_off, graphs=verdict.graphs)
-            line.update(seconds=verdict.seconds)
-            with self.log.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(line) + "\n")
         key = verdict.outcome.value if verdict.blame is not Blame.INVALID else "invalid"
         self.counts[key] = self.counts.get(key, 0) + 1
         sig = signature(ex, verdict)
+        cause = self.cause_key(ex, verdict) if sig is not None else None
+        if self.log is not None:
+            line = {"id": ex.id, "outcome": verdict.outcome.value, "blame": verdict.blame.value}
+            line.update(fires=verdict.fires, fires_off=verdict.fires_off, graphs=verdict.graphs)
+            line.update(seconds=verdict.seconds, cause=cause)
+            with self.log.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line) + "\n")
         if sig is not None:
             finding = self.findings.get(sig)
             if finding is None:
-                finding = self.findings[sig] = Finding(sig, ex, verdict, ex.id)
-                self._note(f"new failure {sig}: {ex.id}", force=True)
+                finding = self.findings[sig] = Finding(sig, ex, verdict, ex.id, cause=cause)
+                self._note(f"new failure {sig}: {ex.id} ({cause})", force=True)
+            elif not finding.shrunk and len(ex.id) < len(finding.example.id):
+                finding.example, finding.verdict = ex, verdict  # the smallest seen
             finding.count += 1  # once per distinct example
+            seen = self.causes.get(cause)
+            if seen is None:
+                seen = self.causes[cause] = CauseSeen(cause, ex, verdict)
+            seen.count += 1
         self._note()
         return verdict
 
@@ -152,20 +292,22 @@ class Fuzzer:
         verdict = self._evaluate(ex)
         if verdict is None:
             return
-        if verdict.blame is Blame.INVALID:
-            reject()  # eager refused it: tell Hypothesis, which steers away from it
+        if verdict is _STEERED or verdict.blame is Blame.INVALID:
+            reject()  # not run, or eager refused it: Hypothesis steers away from it
         sig = signature(ex, verdict)
         if sig is None:
             return
+        key = self.cause_key(ex, verdict)
         if replay:
-            raise _bug_class(sig)(sig)
-        if self._target is None and not self.findings[sig].shrunk:
-            self._target = sig
+            raise _bug_class(key)(key)
+        seen = self.causes.get(key)
+        if self._target is None and seen is not None and not seen.shrunk:
+            self._target = key
             self._stop_at = min(self._deadline(), time.monotonic() + self._shrink_cap())
-        if sig == self._target:
+        if key == self._target:
             # Hypothesis runs the minimal example last, so the last one raised is it.
-            self.findings[sig].example, self.findings[sig].verdict = ex, verdict
-            raise _bug_class(sig)(sig)
+            self.causes[key].example, self.causes[key].verdict = ex, verdict
+            raise _bug_class(key)(key)
 
     # -- budget and progress -------------------------------------------------------
 
@@ -188,9 +330,11 @@ class Fuzzer:
         self._last_note = now
         counts = ", ".join(f"{v} {k}" for k, v in sorted(self.counts.items()))
         bugs = sum(1 for s in self.findings if s.blame == Blame.PASS.value)
+        steered = f", {self.steered} steered away" if self.steered else ""
         line = (
-            f"[fuzz {now - self.started:6.0f} s] {self.examples_run} examples ({counts}); "
-            f"{len(self.findings)} failure signatures, {bugs} blamed on the pass"
+            f"[fuzz {now - self.started:6.0f} s] {self.examples_run} examples ({counts}"
+            f"{steered}); {len(self.findings)} failure signatures, {bugs} blamed on the "
+            f"pass, {sum(1 for k in self.causes if not k.startswith('sig:'))} causes"
         )
         self.progress(f"{line}{' | ' + text if text else ''}")
 
@@ -226,8 +370,12 @@ class Fuzzer:
         try:
             test()
         except Exception as exc:  # ExceptionGroup or one bug: each is already minimal
-            for sig in _signatures_in(exc):
-                self.findings[sig].shrunk = True
+            for key in _keys_in(exc):
+                if key in self.causes:
+                    self.causes[key].shrunk = True
+        for seen in list(self.causes.values()):
+            if seen.shrunk:
+                self._triage(seen)
         self._note("replayed the example database", force=True)
 
     def search(self) -> None:
@@ -246,28 +394,41 @@ class Fuzzer:
             try:
                 test()
             except _NewBug as exc:
-                finding = self.findings[exc.signature]
+                seen = self.causes[exc.key]
                 # Minimal only if the budget cut no shrink step short.
-                finding.shrunk = not self._skipped
-                self._note(f"minimal example for {exc.signature}: {finding.example.id}", True)
+                seen.shrunk = not self._skipped
+                self._mark_shrunk(seen)
+                self._note(f"minimal example for {exc.key}: {seen.example.id}", True)
+                self._triage(seen)
             except Exception as exc:
                 self._note(f"round {self.rounds} stopped: {type(exc).__name__}: {exc}", True)
                 raise
         self._note("budget spent", force=True)
 
+    def _mark_shrunk(self, seen: CauseSeen) -> None:
+        """The cause's minimal example stands for its signature too."""
+        sig = signature(seen.example, seen.verdict)
+        finding = self.findings.get(sig)
+        if finding is not None and seen.shrunk:
+            finding.example, finding.verdict, finding.shrunk = seen.example, seen.verdict, True
 
-def _signatures_in(exc: BaseException) -> list[Signature]:
+
+_STEERED = object()
+"""What ``_evaluate`` returns for an example it chose not to run."""
+
+
+def _keys_in(exc: BaseException) -> list[str]:
     if isinstance(exc, _NewBug):
-        return [exc.signature]
-    return [s for inner in getattr(exc, "exceptions", ()) for s in _signatures_in(inner)]
+        return [exc.key]
+    return [k for inner in getattr(exc, "exceptions", ()) for k in _keys_in(inner)]
 
 
 # -- results file --------------------------------------------------------------------
 
 
 def finding_record(finding: Finding, table, torch_version: str) -> CaseRecord:
-    """A signature's record: its minimal example's verdict, its expectation, and how the
-    search found it."""
+    """A signature's record: its smallest example's verdict, its expectation, its cause,
+    and how the search found it."""
     record = CaseRecord.from_verdict(finding.verdict, GENERATED)
     record = dataclasses.replace(
         record,
@@ -277,7 +438,43 @@ def finding_record(finding: Finding, table, torch_version: str) -> CaseRecord:
         first_example=finding.first_seen,
         shrunk=finding.shrunk,
     )
+    if finding.signature.blame == Blame.PASS.value:
+        cause = finding.cause or ""
+        if cause.startswith("sig:"):  # not triaged (its shrink was cut short)
+            cause = triage.provisional_cause(record)
+        record = dataclasses.replace(record, cause=cause)
     return table.apply(record, torch_version, Status.FOUND)
+
+
+def _triage_json(fuzzer: Fuzzer) -> dict:
+    """Each cause the search met: its representative, whether it was shrunk, and for a
+    new one what a proposed row needs (fingerprint, ``when``, crash state)."""
+    out = {}
+    for key, seen in fuzzer.causes.items():
+        if key.startswith("sig:") or seen.verdict.blame is not Blame.PASS:
+            continue
+        entry = {"representative": seen.example.id, "shrunk": seen.shrunk, "examples": seen.count}
+        fp = seen.fingerprint
+        if fp is not None:
+            entry.update(
+                fingerprint=fp.text,
+                when=fp.when(str(seen.verdict.outcome), seen.verdict.exception),
+                untested=fp.untested,
+                judged=fp.judged,
+                complete=fp.complete,
+                representative=fp.example.id,
+            )
+        state = triage.crash_state(seen.verdict.frames, seen.verdict.exception)
+        if state is not None:
+            entry["suspect"] = state[0]
+            if key.startswith("new:"):
+                entry["crash"] = {
+                    "exception": seen.verdict.exception,
+                    "function": state[0],
+                    "line": re.escape(state[1]),
+                }
+        out[key] = entry
+    return out
 
 
 def write_results(fuzzer: Fuzzer, writer: results.ResultsWriter, complete: bool) -> None:
@@ -297,11 +494,14 @@ def write_results(fuzzer: Fuzzer, writer: results.ResultsWriter, complete: bool)
         "database": str(fuzzer.database) if fuzzer.database else None,
         "rounds": fuzzer.rounds,
         "examples": fuzzer.examples_run,
+        "steered": fuzzer.steered,
+        "cause_budget": fuzzer.cause_budget,
         "elapsed_s": round(elapsed, 1),
         "examples_per_minute": round(60 * fuzzer.examples_run / max(elapsed, 1e-9), 1),
         "counts": fuzzer.counts,
         "signatures": len(fuzzer.findings),
         "blamed_on_pass": sum(1 for s in fuzzer.findings if s.blame == Blame.PASS.value),
+        "triage": _triage_json(fuzzer),
     }
     assign_causes(writer.data)
     writer.data["fuzz"]["causes"] = causes_of(writer.data)
@@ -336,6 +536,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--verdicts", type=Path, help="also append every example's verdict here (JSON lines)"
     )
+    parser.add_argument(
+        "--cause-budget",
+        type=int,
+        default=CAUSE_BUDGET,
+        help="examples of one cause after which the search runs only 1 in "
+        f"{STILL_RUN} of those its features predict (default {CAUSE_BUDGET}; 0: never steer)",
+    )
+    parser.add_argument(
+        "--proposed",
+        type=Path,
+        help="where a run with NEW causes writes their proposed causes.toml rows "
+        "(default: next to the results file, <run>-proposed-causes.toml)",
+    )
     parser.add_argument("--round-start", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--round-step", type=int, default=1, help=argparse.SUPPRESS)
     return parser
@@ -345,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.minutes <= 0 or (args.max_examples is not None and args.max_examples < 1):
         print("convbn-compat fuzz: --minutes and --max-examples must be positive", file=sys.stderr)
+        return 2
+    if args.cause_budget < 0:
+        print("convbn-compat fuzz: --cause-budget must be 0 (never steer) or more", file=sys.stderr)
         return 2
     workers = args.workers or (os.cpu_count() or 1)
     if args.max_examples is not None:
@@ -378,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
         log=args.verdicts,
         round_start=args.round_start,
         round_step=args.round_step,
+        torch_version=torch.__version__,
+        cause_budget=args.cause_budget,
     )
     writer = results.ResultsWriter(out, run.header("fuzz"))
     print(
@@ -394,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
         # Whatever happened, the findings so far are written.
         write_results(fuzzer, writer, complete)
         if args.round_step == 1:  # a worker of several leaves the summary to its parent
-            status = _summary(writer.data, run.path)
+            status = _summary(writer.data, run.path, args.proposed)
     return int(status)
 
 
@@ -419,6 +637,7 @@ def _run_workers(args, run: results.RunIdentity, workers: int, db: Path) -> int:
             "--device", args.device, "--minutes", str(args.minutes), "--seed", str(args.seed),
             "--db", str(db), "--convbn-run", run.name, "--workers", "1",
             "--round-start", str(i), "--round-step", str(workers),
+            "--cause-budget", str(args.cause_budget),
             "--out", str(parts / f"w{i}.json"),
         ]  # fmt: skip
         if args.verdicts:
@@ -442,24 +661,26 @@ def _run_workers(args, run: results.RunIdentity, workers: int, db: Path) -> int:
         writer.data["fuzz"]["causes"] = causes_of(writer.data)
         complete = merged["complete"] and len(codes) == workers and not any(codes)
         writer.finish(complete=complete, exitstatus=0 if complete else 1)
-        status = _summary(writer.data, run.path)
+        status = _summary(writer.data, run.path, args.proposed)
     return int(status) if complete else int(Exit.FINDINGS)
 
 
 def _merge(paths: list[Path], workers: int, elapsed: float) -> dict:
     """One signature, one record: the shrunk and shortest example of any worker."""
     by_sig: dict[str, dict] = {}
-    fuzz = {"workers": workers, "examples": 0, "rounds": 0, "counts": {}}
+    fuzz = {"workers": workers, "examples": 0, "rounds": 0, "steered": 0, "counts": {}}
+    triaged: dict[str, dict] = {}
     complete = len(paths) == workers
     for path in paths:
         data = json.loads(path.read_text(encoding="utf-8"))
         complete = complete and data["complete"]
         part = data.get("fuzz", {})
-        for key in ("examples", "rounds"):
+        for key in ("examples", "rounds", "steered"):
             fuzz[key] += part.get(key, 0)
+        _merge_triage(triaged, part.get("triage", {}))
         for name, n in part.get("counts", {}).items():
             fuzz["counts"][name] = fuzz["counts"].get(name, 0) + n
-        for key in ("seed", "budget_s", "database"):
+        for key in ("seed", "budget_s", "database", "cause_budget"):
             fuzz.setdefault(key, part.get(key))
         for case in data["cases"]:
             kept = by_sig.get(case["signature"])
@@ -467,25 +688,40 @@ def _merge(paths: list[Path], workers: int, elapsed: float) -> dict:
                 by_sig[case["signature"]] = dict(case)
                 continue
             total = kept["examples_with_signature"] + case["examples_with_signature"]
+            cause = kept.get("cause")
+            if case.get("cause") in part.get("triage", {}):
+                cause = case["cause"]  # a worker that triaged it knows its cause best
             if (not case["shrunk"], len(case["id"])) < (not kept["shrunk"], len(kept["id"])):
                 kept.update(case)
-            kept["examples_with_signature"] = total
+            kept["examples_with_signature"], kept["cause"] = total, cause
     fuzz["elapsed_s"] = round(elapsed, 1)
     fuzz["examples_per_minute"] = round(60 * fuzz["examples"] / max(elapsed, 1e-9), 1)
     fuzz["signatures"] = len(by_sig)
     fuzz["blamed_on_pass"] = sum(1 for c in by_sig.values() if c["blame"] == Blame.PASS.value)
+    fuzz["triage"] = triaged
     cases = sorted(by_sig.values(), key=lambda c: (c["blame"] != Blame.PASS.value, c["signature"]))
     return {"cases": cases, "fuzz": fuzz, "complete": complete}
 
 
-def assign_causes(data: dict) -> None:
-    """Give every finding its cause: a known one (``core/causes.toml``) or a provisional
-    new one, grouped by crash state (exception and the pass's own frame) or, for a
-    wrong result, by outcome and layer."""
-    from ..core import causes
-    from ..core.record import CaseRecord
+def _merge_triage(triaged: dict, part: dict) -> None:
+    """One cause, one entry: the shrunk and shortest representative of any worker."""
+    for key, entry in part.items():
+        kept = triaged.get(key)
+        if kept is None:
+            triaged[key] = dict(entry)
+            continue
+        total = kept["examples"] + entry["examples"]
+        rank = (not entry["shrunk"], len(entry["representative"]))
+        if rank < (not kept["shrunk"], len(kept["representative"])):
+            kept.update(entry)
+        kept["examples"] = total
 
-    table = causes.load()
+
+def assign_causes(data: dict) -> None:
+    """Give every finding its cause: a known one (``core/causes.toml``), else the new
+    cause the search gave it (by crash state or fingerprint), else a provisional one by
+    crash state, or for an untriaged wrong result by outcome and layer."""
+    table = known_causes.load()
     torch_version = data["environment"]["torch"]
     for case in data["cases"]:
         record = CaseRecord.from_json(case)
@@ -493,54 +729,60 @@ def assign_causes(data: dict) -> None:
         if known is not None:
             case["cause"] = known.id
         elif case.get("blame") == Blame.PASS.value:
-            case["cause"] = _provisional(record)
-
-
-def _provisional(record) -> str:
-    own = [f for f in record.frames or () if "fx_passes/efficient_conv_bn_eval.py" in f]
-    if own:  # file:line in function: source, without the line number
-        function, _, source = own[-1].split(" in ", 1)[1].partition(": ")
-        return f"new:{record.exception}@{function}:{source[:60]}"
-    layer = record.id.split("-")[1] if record.id.startswith("Gen-") else "?"
-    return f"new:{record.outcome}/{record.exception or '-'}/{layer}"
+            given = case.get("cause") or ""
+            case["cause"] = given if given.startswith("new:") else triage.provisional_cause(record)
+        else:
+            case["cause"] = None
 
 
 def causes_of(data: dict) -> list[dict]:
     """One entry per cause of the findings blamed on the pass: known or new, how many
-    examples, the smallest example, the release range and the link."""
-    from ..core import causes
-
-    table = causes.load()
+    examples, its minimal example, the release range and the link; for a new one, what
+    its proposed row needs."""
+    table = known_causes.load()
+    triaged = data.get("fuzz", {}).get("triage", {})
     by_cause: dict[str, list[dict]] = {}
     for case in data["cases"]:
         if case.get("blame") == Blame.PASS.value:
             by_cause.setdefault(case.get("cause") or "new:?", []).append(case)
     out = []
-    seen_on = f"seen on torch {data['environment']['torch']}"
+    torch_version = data["environment"]["torch"]
     for cause_id, cases_ in sorted(by_cause.items(), key=lambda kv: kv[0].startswith("new")):
         known = table.by_id.get(cause_id)
-        smallest = min(cases_, key=lambda c: len(c["id"]))
-        out.append(
-            {
-                "cause": cause_id,
-                "known": known is not None,
-                "examples": sum(c.get("examples_with_signature") or 1 for c in cases_),
-                "signatures": len(cases_),
-                "representative": smallest["id"],
-                "range": str(known.releases) if known else seen_on,
-                "links": list(known.links) if known else [],
-                "title": known.title if known else smallest["message"][:160],
-            }
-        )
+        smallest = min(cases_, key=lambda c: (not c.get("shrunk"), len(c["id"])))
+        entry = {
+            "cause": cause_id,
+            "known": known is not None,
+            "examples": sum(c.get("examples_with_signature") or 1 for c in cases_),
+            "signatures": len(cases_),
+            "representative": smallest["id"],
+            "shrunk": bool(smallest.get("shrunk")),
+            "range": str(known.releases) if known else f"seen on torch {torch_version}",
+            "links": list(known.links) if known else [],
+            "title": known.title if known else smallest["message"].splitlines()[0][:160],
+        }
+        found = triaged.get(cause_id, {})
+        if found.get("representative") and (found.get("shrunk") or not entry["shrunk"]):
+            entry["representative"], entry["shrunk"] = found["representative"], found["shrunk"]
+        if known is None:
+            entry["seen_on"] = torch_version.split("+")[0]
+            for key in ("fingerprint", "when", "crash", "suspect", "untested"):
+                if key in found:
+                    entry[key] = found[key]
+        out.append(entry)
     return out
 
 
-def _summary(data: dict, out: Path) -> int:
-    """The run's end: one line per cause; NEW_CAUSE where one is new, else OK."""
+def _summary(data: dict, out: Path, proposed: Path | None = None) -> int:
+    """The run's end: one line per cause; NEW_CAUSE where one is new, else OK. New
+    causes' proposed rows go next to the results file."""
     fuzz = data["fuzz"]
+    steered = fuzz.get("steered") or 0
     print(
         f"\n{fuzz['examples']} examples in {fuzz['rounds']} rounds, "
-        f"{fuzz['examples_per_minute']} a minute; results: {out}"
+        f"{fuzz['examples_per_minute']} a minute"
+        + (f", {steered} more steered away from known causes" if steered else "")
+        + f"; {fuzz['signatures']} signatures; results: {out}"
     )
     found = causes_of(data)
     for entry in found:
@@ -550,7 +792,10 @@ def _summary(data: dict, out: Path) -> int:
             f"  {mark} {entry['cause']}: {entry['examples']} examples in {entry['signatures']} "
             f"signatures, {entry['range']}{link}"
         )
-        print(f"        {entry['representative']}")
+        shrunk = "" if entry["shrunk"] else " (not shrunk)"
+        print(f"        {entry['representative']}{shrunk}")
+        if entry.get("fingerprint"):
+            print(f"        fingerprint: {entry['fingerprint']}")
     not_pass = [c for c in data["cases"] if c.get("blame") != Blame.PASS.value]
     if not_pass:
         print(f"  not the pass: {len(not_pass)} signatures (the flag-off compile fails too)")
@@ -558,7 +803,10 @@ def _summary(data: dict, out: Path) -> int:
         print("  no failures")
     new = [e for e in found if not e["known"]]
     if new:
-        print(f"{len(new)} NEW cause(s) (exit {Exit.NEW_CAUSE:d})")
+        rows = proposed or out.with_name(f"{out.stem}-proposed-causes.toml")
+        results.atomic_write_text(rows, triage.proposed_rows(found))
+        print(f"{len(new)} NEW cause(s) (exit {Exit.NEW_CAUSE:d}); proposed rows: {rows}")
+        print(f"  their release range: python -m convbn_compat propose {out}")
         return Exit.NEW_CAUSE
     if found:
         print("every failure blamed on the pass has a known cause")

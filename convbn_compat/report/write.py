@@ -15,7 +15,7 @@ import filelock
 
 from ..core.errors import ConfigError, Exit
 from ..core.releases import INSTALLED, RELEASES
-from ..core.results import atomic_write_json
+from ..core.results import atomic_write_json, atomic_write_text
 from .html import render_html
 from .markdown import render_job_summary, render_markdown, table_document
 from .model import build_matrix, compare, load_baseline
@@ -73,9 +73,7 @@ def main_report(
             ("summary.md", render_job_summary(view)),
             ("matrix.html", render_html(view, generated)),
         ):
-            tmp = outdir / f".{name}.tmp"
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(outdir / name)
+            atomic_write_text(outdir / name, text)
     print(
         f"wrote {outdir / 'matrix.md'}, summary.md, matrix.json, matrix.html "
         f"({len(matrix.columns)} columns, {len(matrix.cells)} cases)"

@@ -56,7 +56,7 @@ BASE = {"id": "x", "title": "t", "releases": ">=2.2", "case": "c"}
     [
         (BASE, "a crash state or features"),
         ({**BASE, "releases": "bad", "when": {"layer": []}}, "releases"),
-        ({**BASE, "when": {"dtype": []}}, "unknown features"),
+        ({**BASE, "when": {"colour": []}}, "unknown features"),
         ({k: v for k, v in BASE.items() if k != "case"}, "missing 'case'"),
         ({**BASE, "crash": {"exception": "E"}}, "crash needs"),
     ],

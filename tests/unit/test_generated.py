@@ -137,8 +137,9 @@ def planted_oracle(ex: Example, device: str):
 def _fuzz(tmp_path, max_examples=400, seed_value=0):
     lines: list[str] = []
     fuzzer = Fuzzer(
-        "cpu", seed_value, 600, max_examples, tmp_path / "db", planted_oracle, lines.append
-    )
+        "cpu", seed_value, 600, max_examples, tmp_path / "db", planted_oracle, lines.append,
+        torch_version="2.15.0", cause_budget=0,
+    )  # fmt: skip
     fuzzer.search()
     return fuzzer, lines
 
@@ -173,7 +174,7 @@ def test_the_database_replays_earlier_findings(tmp_path):
     assert shrunk
     # A search with another seed and no budget for new examples still reports every
     # minimal failure the database holds, without running anything new.
-    again, _ = _fuzz(tmp_path, max_examples=len(shrunk), seed_value=99)
+    again, _ = _fuzz(tmp_path, max_examples=len(first.causes), seed_value=99)
     replayed = {s: f.example.id for s, f in again.findings.items()}
     assert replayed.items() >= shrunk.items()
 
@@ -200,7 +201,9 @@ def _planted_run(tmp_path, oracle):
     from convbn_compat.core.results import ResultsWriter
     from convbn_compat.generator.fuzz import Fuzzer, _summary, write_results
 
-    fuzzer = Fuzzer("cpu", 0, 600, 300, tmp_path / "db", oracle, lambda line: None)
+    fuzzer = Fuzzer(
+        "cpu", 0, 600, 300, tmp_path / "db", oracle, lambda line: None, torch_version="2.15.0"
+    )
     fuzzer.search()
     environment = {"torch": "2.15.0"}  # what a writer reads of the run's torch
     writer = ResultsWriter(tmp_path / "fuzz.json", {"session": "t"}, environment)
@@ -232,7 +235,22 @@ def test_a_fault_no_cause_knows_is_one_new_cause_with_its_exit_code(tmp_path, ca
     assert status == 4  # Exit.NEW_CAUSE
     blamed = [c for c in data["cases"] if c["blame"] == "pass"]
     new = {c["cause"] for c in blamed if c["cause"].startswith("new")}
-    assert new  # grouped by outcome and layer: reflect padding exists on Conv1-3d only
-    assert all(c.startswith("new:wrong-result/-/Conv") for c in new), new
+    # Every signature of the planted fault (Conv1d-3d, each call style) is one new
+    # cause: delta debugging leaves only what the fault needs.
+    assert new == {"new:wrong-result[conv+padding_mode=reflect]"}, new
+    reflect = [c for c in blamed if "pmreflect" in c["id"]]
+    assert reflect and all(c["cause"] in new for c in reflect)
     assert "NEW cause(s) (exit 4)" in out
+    assert "fingerprint: conv+padding_mode=reflect" in out
     assert {c["cause"] for c in blamed} - new >= {"convtranspose-groups"}
+    # Its proposed row reads as a causes table, and recognises the fault's findings.
+    from convbn_compat.core import causes
+    from convbn_compat.core.record import CaseRecord
+
+    proposed = causes.load(tmp_path / "fuzz-proposed-causes.toml")
+    (row,) = proposed.rows
+    assert row.when == {
+        "conv": [True], "padding_mode": ["reflect"], "outcome": ["wrong-result"]
+    }  # fmt: skip
+    assert row.example.startswith("Gen-Conv1d-module-") and "pmreflect" in row.example
+    assert all(proposed.recognise(CaseRecord.from_json(c), "2.15.0") for c in reflect)

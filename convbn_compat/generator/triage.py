@@ -1,0 +1,184 @@
+"""From a failing example to its cause: delta debugging, provisional causes, proposed rows.
+
+A minimal example (shrunk by Hypothesis) can still carry features its failure does not
+need, and it does not say which of its features it does need. ``fingerprint`` takes each
+feature away in turn (``core/features.py``), keeps every removal after which the example
+still fails the same way, and repeats until nothing more goes. The features that are left
+and cannot go are the failure's fingerprint: what a cause row's ``when`` says.
+
+A failure no known row recognises gets a provisional cause: by crash state for an error
+that the pass raised (exception, the pass's innermost function and source line), else by
+its fingerprint. Examples with the same provisional cause are one new cause. Each new
+cause becomes a proposed row for ``core/causes.toml``, with its release range once
+``replay`` has run it in every release.
+
+Torch-free: the judge is passed in (the oracle, or a stand-in in the unit tests).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..core import features
+from ..core.generated import Example
+
+__all__ = ["Fingerprint", "fingerprint", "proposed_rows", "provisional_cause", "same_failure"]
+
+PASS_FILE = "fx_passes/efficient_conv_bn_eval.py"
+
+
+def same_failure(verdict, reference) -> bool:
+    """Whether ``verdict`` is the failure ``reference`` is: same blame, outcome and
+    exception type."""
+    return (
+        verdict is not None
+        and verdict.outcome.is_failure
+        and (verdict.blame, verdict.outcome) == (reference.blame, reference.outcome)
+        and (verdict.exception or "") == (reference.exception or "")
+    )
+
+
+@dataclass
+class Fingerprint:
+    example: Example
+    """The example with every feature removed that its failure does not need."""
+    essential: dict = field(default_factory=dict)
+    """Feature name -> value: taking it away loses the failure."""
+    untested: list = field(default_factory=list)
+    """Features whose removal makes no valid model, or that the time limit left untried."""
+    judged: int = 0
+    complete: bool = True
+
+    def when(self, outcome: str, exception: str | None) -> dict:
+        """The fingerprint as a cause row's ``when``."""
+        out = {k: [v] for k, v in self.essential.items() if v is not None}
+        out["outcome"] = [outcome]
+        if exception:
+            out["exception"] = [exception]
+        return out
+
+    @property
+    def text(self) -> str:
+        """``conv+padding_mode=reflect``: true features by name, others with their value."""
+        parts = [k if v is True else f"{k}={v}" for k, v in sorted(self.essential.items())]
+        return "+".join(parts) or "plain"
+
+
+def fingerprint(
+    example: Example,
+    verdict,
+    judge: Callable[[Example], object],
+    deadline: float | None = None,
+) -> Fingerprint:
+    """Delta debugging over the example's features (one at a time, to a fixed point).
+
+    ``judge(example)`` returns the oracle's verdict, or None where it could not run (a
+    spent budget). ``deadline`` (``time.monotonic()``) bounds the whole search."""
+    judged = 0
+
+    def still_fails(candidate: Example) -> bool | None:
+        nonlocal judged
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        judged += 1
+        got = judge(candidate)
+        return None if got is None else same_failure(got, verdict)
+
+    current, complete = example, True
+    changed = True
+    while changed:
+        changed = False
+        for feat in features.present(current):
+            smaller = features.remove(current, feat)
+            if smaller is None:
+                continue
+            fails = still_fails(smaller)
+            if fails is None:
+                complete = False
+                break
+            if fails:
+                current, changed = smaller, True
+                break
+    result = Fingerprint(current, complete=complete)
+    for feat in features.present(current):
+        smaller = features.remove(current, feat)
+        # At the fixed point every valid removal was judged and lost the failure (the
+        # judge caches, so asking again costs nothing).
+        fails = still_fails(smaller) if smaller is not None else None
+        if fails is False:
+            result.essential[feat.name] = feat.value(current)
+        else:
+            result.untested.append(feat.name)
+    result.judged = judged
+    return result
+
+
+def crash_state(frames, exception: str | None) -> tuple[str, str] | None:
+    """The pass's innermost frame: (function, source line), without the line number."""
+    own = [f for f in frames or () if PASS_FILE in f]
+    if not own or not exception:
+        return None
+    function, _, source = own[-1].split(" in ", 1)[1].partition(": ")
+    return function, source.strip()
+
+
+def provisional_cause(record, fp: Fingerprint | None = None) -> str:
+    """A new cause's provisional id: ``new:`` and its crash state, or its fingerprint."""
+    state = crash_state(record.frames, record.exception)
+    if state is not None:
+        return f"new:{record.exception}@{state[0]}:{state[1][:60]}"
+    if fp is not None:
+        return f"new:{record.outcome}[{fp.text}]"
+    layer = record.id.split("-")[1] if record.id.startswith("Gen-") else "?"
+    return f"new:{record.outcome}/{record.exception or '-'}/{layer}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
+
+
+def _toml(value) -> str:
+    # JSON's strings, lists, numbers and booleans are TOML's too.
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
+def proposed_rows(entries: list[dict]) -> str:
+    """Rows for ``core/causes.toml``, one per new cause of a run (``fuzz.causes``)."""
+    blocks = [
+        "# Proposed by a fuzz run: one row per NEW cause. Check each, give it a title and a\n"
+        "# link, and move it into convbn_compat/core/causes.toml.\n"
+    ]
+    for entry in entries:
+        if entry["known"]:
+            continue
+        row: dict = {
+            "id": _slug(entry["cause"].removeprefix("new:")),
+            "title": entry["title"],
+            "releases": entry.get("releases") or f"=={entry['seen_on']}",
+            "links": [],
+            "case": entry["representative"],
+            "example": entry["representative"],
+        }
+        if entry.get("suspect"):
+            row["suspect"] = entry["suspect"]
+        if entry.get("crash"):
+            row["crash"] = entry["crash"]
+        if entry.get("when"):
+            row["when"] = entry["when"]
+        lines = ["", "[[cause]]"]
+        if not entry.get("releases"):
+            lines.append(
+                f"# releases: seen on {entry['seen_on']} only; "
+                f"`python -m convbn_compat propose` replays it in every release"
+            )
+        if entry.get("replay"):
+            lines.append(f"# replay: wrong or failing {entry['replay']}")
+        lines += [f"{k} = {_toml(v)}" for k, v in row.items()]
+        blocks.append("\n".join(lines) + "\n")
+    return "".join(blocks)

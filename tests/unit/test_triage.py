@@ -1,0 +1,138 @@
+"""Triage without torch: features and their removal, delta debugging, steering away from
+known causes, proposed rows."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+
+from convbn_compat.core import causes, features
+from convbn_compat.core.generated import Example
+from convbn_compat.core.outcomes import Blame, Outcome
+from convbn_compat.generator import triage
+from convbn_compat.generator.fuzz import Fuzzer
+from convbn_compat.generator.strategies import examples
+
+from .test_generated import _Verdict, planted_oracle
+
+
+@settings(max_examples=300, deadline=None)
+@given(examples("cpu"))
+def test_removing_a_feature_takes_that_feature_away_and_nothing_it_does_not_imply(ex):
+    for feat in features.present(ex):
+        smaller = features.remove(ex, feat)
+        if smaller is None:
+            continue  # no valid model without it: left untested, never essential
+        assert smaller.problems() == []
+        assert feat.value(smaller) == feat.plain, (feat.name, ex.id, smaller.id)
+        # Fewer features, never more: removal walks towards the plainest model.
+        assert {f.name for f in features.present(smaller)} < {f.name for f in features.present(ex)}
+
+
+def test_every_feature_a_cause_row_may_name_is_in_the_table():
+    assert set(causes.FEATURES) >= {f.name for f in features.FEATURES}
+    for row in causes.load().rows:
+        assert set(row.when) <= set(causes.FEATURES) | set(causes.RECORD_FEATURES), row.id
+
+
+def _judge(oracle):
+    calls = []
+
+    def judge(ex):
+        calls.append(ex.id)
+        return oracle(ex, "cpu")
+
+    return judge, calls
+
+
+def test_delta_debugging_keeps_only_what_the_failure_needs():
+    ex = Example.from_id("Gen-ConvTranspose2d-fkw-c2x4-k3-s2-g2-nobias-x2x2x3x3-float64-bwd")
+    judge, calls = _judge(planted_oracle)
+    fp = triage.fingerprint(ex, planted_oracle(ex, "cpu"), judge)
+    assert fp.essential == {"conv": True, "transposed": True, "grouped": True}
+    assert fp.text == "conv+grouped+transposed"
+    assert fp.complete and fp.judged == len(calls) > 0
+    # What is left is the plainest ConvTranspose with groups that still fails.
+    assert fp.example.layer == "ConvTranspose1d" and fp.example.call == "module"
+    assert {f.name for f in features.present(fp.example)} == {
+        "conv",
+        "transposed",
+        "grouped",
+    } | set(fp.untested)
+
+
+def test_a_feature_whose_removal_changes_the_failure_is_essential():
+    # The same example fails another way without its keyword call: not the same failure.
+    def oracle(ex, device):
+        if ex.call == "fkw":
+            return _Verdict(Outcome.ERROR, Blame.PASS, "AssertionError")
+        return _Verdict(Outcome.WRONG_RESULT, Blame.PASS)
+
+    ex = Example.from_id("Gen-Linear-fkw-c1x1-nobias-x1x1")
+    judge, _ = _judge(oracle)
+    fp = triage.fingerprint(ex, oracle(ex, "cpu"), judge)
+    assert fp.essential == {"keywords": True, "functional": True}
+
+
+def test_a_time_limit_leaves_the_fingerprint_incomplete_not_wrong():
+    ex = Example.from_id("Gen-ConvTranspose2d-fkw-c2x4-k3-s2-g2-x2x2x3x3")
+    fp = triage.fingerprint(ex, planted_oracle(ex, "cpu"), lambda e: None)
+    assert not fp.complete and fp.essential == {}
+    assert set(fp.untested) >= {"conv", "transposed", "grouped"}
+
+
+def _run(tmp_path, budget, max_examples=300):
+    fuzzer = Fuzzer(
+        "cpu", 0, 600, max_examples, tmp_path / f"db{budget}", planted_oracle,
+        lambda line: None, torch_version="2.15.0", cause_budget=budget,
+    )  # fmt: skip
+    fuzzer.search()
+    return fuzzer
+
+
+def test_a_cause_seen_often_enough_gets_fewer_examples(tmp_path):
+    free = _run(tmp_path, 0)
+    steered = _run(tmp_path, 5)
+    assert free.steered == 0 and steered.steered > 0
+    known = ("convtranspose-groups", "linear-3d-input")
+    spent_free = sum(free.causes[k].count for k in known if k in free.causes)
+    spent_steered = sum(steered.causes[k].count for k in known if k in steered.causes)
+    # The same number of examples run, fewer of them on causes already known.
+    assert steered.examples_run == free.examples_run == 300
+    assert spent_steered < spent_free, (spent_steered, spent_free)
+    # Both causes are still found, and each has its shrunk representative.
+    assert all(steered.causes[k].shrunk for k in known)
+
+
+def test_proposed_rows_read_back_as_a_causes_table(tmp_path):
+    entries = [
+        {"known": True, "cause": "linear-3d-input"},
+        {
+            "known": False,
+            "cause": 'new:AssertionError@f:assert x == "8"',
+            "title": 'assert x == "8"',
+            "representative": "Gen-Linear-fpos-c1x1-x1x1",
+            "seen_on": "2.15.0",
+            "suspect": "f",
+            "crash": {"exception": "AssertionError", "function": "f", "line": 'x\\ ==\\ "8"'},
+        },
+        {
+            "known": False,
+            "cause": "new:wrong-result[no_bias]",
+            "title": "wrong",
+            "representative": "Gen-Linear-module-c1x1-nobias-x1x1",
+            "seen_on": "2.15.0",
+            "releases": ">=2.13",
+            "replay": "from 2.13 to 2.15 (the newest tested): not fixed",
+            "when": {"no_bias": [True], "outcome": ["wrong-result"]},
+        },
+    ]
+    path = tmp_path / "proposed.toml"
+    path.write_text(triage.proposed_rows(entries))
+    table = causes.load(path)
+    assert [c.id for c in table.rows] == [
+        "assertionerror-f-assert-x-8",
+        "wrong-result-no-bias",
+    ]
+    assert str(table.rows[0].releases) == "==2.15.0"
+    assert str(table.rows[1].releases) == ">=2.13"
+    assert "# replay: wrong or failing from 2.13" in path.read_text()
