@@ -50,9 +50,11 @@ def test_delta_debugging_keeps_only_what_the_failure_needs():
     fp = triage.fingerprint(ex, planted_oracle(ex, "cpu"), judge)
     assert fp.essential == {"conv": True, "transposed": True, "grouped": True}
     assert fp.text == "conv+grouped+transposed"
-    assert fp.complete and fp.judged == len(calls) > 0
+    assert fp.complete
+    assert fp.judged == len(calls) > 0
     # What is left is the plainest ConvTranspose with groups that still fails.
-    assert fp.example.layer == "ConvTranspose1d" and fp.example.call == "module"
+    assert fp.example.layer == "ConvTranspose1d"
+    assert fp.example.call == "module"
     assert {f.name for f in features.present(fp.example)} == {
         "conv",
         "transposed",
@@ -76,7 +78,8 @@ def test_a_feature_whose_removal_changes_the_failure_is_essential():
 def test_a_time_limit_leaves_the_fingerprint_incomplete_not_wrong():
     ex = Example.from_id("Gen-ConvTranspose2d-fkw-c2x4-k3-s2-g2-x2x2x3x3")
     fp = triage.fingerprint(ex, planted_oracle(ex, "cpu"), lambda e: None)
-    assert not fp.complete and fp.essential == {}
+    assert not fp.complete
+    assert fp.essential == {}
     assert set(fp.untested) >= {"conv", "transposed", "grouped"}
 
 
@@ -92,7 +95,8 @@ def _run(tmp_path, budget, max_examples=300):
 def test_a_cause_seen_often_enough_gets_fewer_examples(tmp_path):
     free = _run(tmp_path, 0)
     steered = _run(tmp_path, 5)
-    assert free.steered == 0 and steered.steered > 0
+    assert free.steered == 0
+    assert steered.steered > 0
     known = ("convtranspose-groups", "linear-3d-input")
     spent_free = sum(free.causes[k].count for k in known if k in free.causes)
     spent_steered = sum(steered.causes[k].count for k in known if k in steered.causes)
