@@ -63,7 +63,7 @@ CI_EXTRA = [
     "tests/test_paths.py",
     "tests/test_standalone.py",
 ]
-CI_EXTRA_NEWEST = ["tests/faults", "tests/test_repro_upstream.py"]
+CI_EXTRA_NEWEST = ["tests/faults", "tests/test_repro_upstream.py", "tests/test_triage_faults.py"]
 # Tools that run in a release's environment beside its tests: kind -> (module run with
 # `python -m`, what its session's docstring says it does).
 TOOLS = {

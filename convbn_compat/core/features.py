@@ -147,19 +147,22 @@ FEATURES: tuple[Feature, ...] = (
     # -- the BatchNorm
     Feature("bn_no_affine", lambda ex: not ex.bn_affine, False, _field("bn_affine", True)),
     Feature("bn_no_stats", lambda ex: not ex.bn_track, False, _field("bn_track", True)),
-    Feature("bn_eps", lambda ex: ex.bn_eps, 1e-5, _field("bn_eps", 1e-5)),
-    Feature("bn_momentum", lambda ex: ex.bn_momentum, 0.1, _field("bn_momentum", 0.1)),
+    # Yes-or-no where the value drawn is arbitrary: eps 1e-3 and 0.1 are one feature.
+    Feature("bn_eps_changed", lambda ex: ex.bn_eps != 1e-5, False, _field("bn_eps", 1e-5)),
+    Feature(
+        "bn_momentum_changed", lambda ex: ex.bn_momentum != 0.1, False, _field("bn_momentum", 0.1)
+    ),
     # -- how it runs
     Feature("dtype", lambda ex: ex.dtype, "float32", _field("dtype", "float32")),
     Feature("autocast", lambda ex: ex.autocast, False, _field("autocast", False)),
     Feature("channels_last", lambda ex: ex.channels_last, False, _field("channels_last", False)),
     Feature("dynamic", lambda ex: ex.dynamic, False, _field("dynamic", False)),
-    Feature("pairs", lambda ex: ex.pairs, 1, _field("pairs", 1)),
+    Feature("chained", lambda ex: ex.pairs > 1, False, _field("pairs", 1)),
     Feature("extra_user", lambda ex: ex.extra_user, False, _field("extra_user", False)),
     Feature("backward", lambda ex: ex.backward, False, _field("backward", False)),
     Feature("no_inline", lambda ex: not ex.inline, False, _field("inline", True)),
     Feature("control", lambda ex: ex.control, "none", _field("control", "none")),
-    Feature("stats_seed", lambda ex: ex.stats_seed, 0, _field("stats_seed", 0)),
+    Feature("reseeded", lambda ex: ex.stats_seed != 0, False, _field("stats_seed", 0)),
 )
 BY_NAME = {f.name: f for f in FEATURES}
 

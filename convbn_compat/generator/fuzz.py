@@ -405,6 +405,16 @@ class Fuzzer:
                 raise
         self._note("budget spent", force=True)
 
+    def run_examples(self, chosen: list[Example]) -> None:
+        """Judge these examples and triage what fails, as a search would, without
+        drawing or shrinking any (a new cause's first example stands for it)."""
+        self._target, self._stop_at = None, float("inf")
+        for ex in chosen:
+            self._evaluate(ex)
+        for seen in list(self.causes.values()):
+            if seen.key in self.causes:
+                self._triage(seen)
+
     def _mark_shrunk(self, seen: CauseSeen) -> None:
         """The cause's minimal example stands for its signature too."""
         sig = signature(seen.example, seen.verdict)
