@@ -25,6 +25,7 @@ examples:
   convbn-compat repro ConvOp-bias-Conv2d-bn-decomposed --release 2.3 -o repro.py
   convbn-compat bisect Bug169011-bn3args-Conv2d-bn-module --older 2.4 --newer 2.15
   convbn-compat replay --releases 2.4,2.15
+  convbn-compat propose results/fuzz-2.15-cpu.json --discard   new causes' release ranges
   convbn-compat env --json
 
 """
@@ -224,6 +225,24 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _propose(args: argparse.Namespace) -> int:
+    from .tools.propose import new_causes, propose
+    from .tools.repro import nox_command
+
+    check_output_file(args.output)
+    new_causes(args.results)  # a bad file is refused before any environment is built
+    if not (Path.cwd() / "noxfile.py").is_file():
+        raise ConfigError(
+            "propose replays in each release's environment, built by the repository's Nox "
+            f"sessions, and {Path.cwd()} has no noxfile.py; run it from a convbn-compat checkout"
+        )
+    nox_command()  # refuses, saying how to install it, where there is no nox to run
+    keys = args.releases.split(",") if args.releases else None
+    out = propose(args.results, args.output, args.device, keys, Path.cwd(), args.discard)
+    print(f"proposed rows with their release ranges: {out}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convbn-compat",
@@ -307,6 +326,24 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--releases", metavar="X.Y,X.Y", help="only these releases")
     rep.add_argument("-o", "--output", type=Path, help="write a Markdown table here")
     rep.set_defaults(func=_replay)
+    prop = sub.add_parser(
+        "propose",
+        help="replay a fuzz run's NEW causes in every release and write their proposed "
+        "causes.toml rows with the release range",
+    )
+    prop.add_argument("results", type=Path, help="the fuzz run's results file")
+    prop.add_argument("--device", default="cpu", choices=DEVICES)
+    prop.add_argument("--releases", metavar="X.Y,X.Y", help="only these releases")
+    prop.add_argument(
+        "--discard",
+        action="store_true",
+        help="remove each environment it had to build once its release is done "
+        "(one on disk at a time)",
+    )
+    prop.add_argument(
+        "-o", "--output", type=Path, help="rows file (default: <results>-proposed-causes.toml)"
+    )
+    prop.set_defaults(func=_propose)
     return parser
 
 

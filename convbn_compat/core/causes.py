@@ -9,6 +9,7 @@ style, groups, the input's rank, ...). One that no row recognises is a new cause
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from .record import CaseRecord
 from .tables import checked_row, read_rows
 from .versions import torch_release
 
-__all__ = ["DEFAULT_FILE", "Cause", "Causes", "features", "load"]
+__all__ = ["DEFAULT_FILE", "Cause", "Causes", "features", "load", "proposed_rows"]
 
 DEFAULT_FILE = Path(__file__).with_name("causes.toml")
 PASS_FILE = "fx_passes/efficient_conv_bn_eval.py"
@@ -132,3 +133,53 @@ def load(path: Path = DEFAULT_FILE) -> Causes:
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: two causes share an id; ids: {ids}")
     return Causes(rows, str(path))
+
+
+# -- proposed rows: what a run writes for the causes it found new --------------------
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
+
+
+def _toml(value) -> str:
+    # JSON's strings, lists, numbers and booleans are TOML's too.
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
+def proposed_rows(entries: list[dict]) -> str:
+    """Rows for ``core/causes.toml``, one per new cause of a run (``fuzz.causes``)."""
+    blocks = [
+        "# Proposed by a fuzz run: one row per NEW cause. Check each, give it a title and a\n"
+        "# link, and move it into convbn_compat/core/causes.toml.\n"
+    ]
+    for entry in entries:
+        if entry["known"]:
+            continue
+        row: dict = {
+            "id": _slug(entry["cause"].removeprefix("new:")),
+            "title": entry["title"],
+            "releases": entry.get("releases") or f"=={entry['seen_on']}",
+            "links": [],
+            "case": entry["representative"],
+            "example": entry["representative"],
+        }
+        if entry.get("suspect"):
+            row["suspect"] = entry["suspect"]
+        if entry.get("crash"):
+            row["crash"] = entry["crash"]
+        if entry.get("when"):
+            row["when"] = entry["when"]
+        lines = ["", "[[cause]]"]
+        if not entry.get("releases"):
+            lines.append(
+                f"# releases: seen on {entry['seen_on']} only; "
+                f"`python -m convbn_compat propose` replays it in every release"
+            )
+        if entry.get("replay"):
+            lines.append(f"# replay: wrong or failing {entry['replay']}")
+        lines += [f"{k} = {_toml(v)}" for k, v in row.items()]
+        blocks.append("\n".join(lines) + "\n")
+    return "".join(blocks)

@@ -814,7 +814,7 @@ def _summary(data: dict, out: Path, proposed: Path | None = None) -> int:
     new = [e for e in found if not e["known"]]
     if new:
         rows = proposed or out.with_name(f"{out.stem}-proposed-causes.toml")
-        results.atomic_write_text(rows, triage.proposed_rows(found))
+        results.atomic_write_text(rows, known_causes.proposed_rows(found))
         print(f"{len(new)} NEW cause(s) (exit {Exit.NEW_CAUSE:d}); proposed rows: {rows}")
         print(f"  their release range: python -m convbn_compat propose {out}")
         return Exit.NEW_CAUSE

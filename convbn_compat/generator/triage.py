@@ -9,16 +9,13 @@ and cannot go are the failure's fingerprint: what a cause row's ``when`` says.
 A failure no known row recognises gets a provisional cause: by crash state for an error
 that the pass raised (exception, the pass's innermost function and source line), else by
 its fingerprint. Examples with the same provisional cause are one new cause. Each new
-cause becomes a proposed row for ``core/causes.toml``, with its release range once
-``replay`` has run it in every release.
+cause becomes a proposed row for ``core/causes.toml`` (``causes.proposed_rows``).
 
 Torch-free: the judge is passed in (the oracle, or a stand-in in the unit tests).
 """
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +23,7 @@ from dataclasses import dataclass, field
 from ..core import features
 from ..core.generated import Example
 
-__all__ = ["Fingerprint", "fingerprint", "proposed_rows", "provisional_cause", "same_failure"]
+__all__ = ["Fingerprint", "crash_state", "fingerprint", "provisional_cause", "same_failure"]
 
 PASS_FILE = "fx_passes/efficient_conv_bn_eval.py"
 
@@ -135,50 +132,3 @@ def provisional_cause(record, fp: Fingerprint | None = None) -> str:
         return f"new:{record.outcome}[{fp.text}]"
     layer = record.id.split("-")[1] if record.id.startswith("Gen-") else "?"
     return f"new:{record.outcome}/{record.exception or '-'}/{layer}"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
-
-
-def _toml(value) -> str:
-    # JSON's strings, lists, numbers and booleans are TOML's too.
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-    return json.dumps(value)
-
-
-def proposed_rows(entries: list[dict]) -> str:
-    """Rows for ``core/causes.toml``, one per new cause of a run (``fuzz.causes``)."""
-    blocks = [
-        "# Proposed by a fuzz run: one row per NEW cause. Check each, give it a title and a\n"
-        "# link, and move it into convbn_compat/core/causes.toml.\n"
-    ]
-    for entry in entries:
-        if entry["known"]:
-            continue
-        row: dict = {
-            "id": _slug(entry["cause"].removeprefix("new:")),
-            "title": entry["title"],
-            "releases": entry.get("releases") or f"=={entry['seen_on']}",
-            "links": [],
-            "case": entry["representative"],
-            "example": entry["representative"],
-        }
-        if entry.get("suspect"):
-            row["suspect"] = entry["suspect"]
-        if entry.get("crash"):
-            row["crash"] = entry["crash"]
-        if entry.get("when"):
-            row["when"] = entry["when"]
-        lines = ["", "[[cause]]"]
-        if not entry.get("releases"):
-            lines.append(
-                f"# releases: seen on {entry['seen_on']} only; "
-                f"`python -m convbn_compat propose` replays it in every release"
-            )
-        if entry.get("replay"):
-            lines.append(f"# replay: wrong or failing {entry['replay']}")
-        lines += [f"{k} = {_toml(v)}" for k, v in row.items()]
-        blocks.append("\n".join(lines) + "\n")
-    return "".join(blocks)

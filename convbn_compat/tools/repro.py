@@ -9,6 +9,7 @@ suite's vocabulary.
 from __future__ import annotations
 
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -278,11 +279,14 @@ def replay(
     root: Path = Path("."),
     keys: list[str] | None = None,
     progress=print,
+    discard: bool = False,
 ) -> dict[str, dict[str, str]]:
     """Each case's standalone reproducer, run in each release's environment.
 
     Environments are the sessions' own (``.nox/tests-X.Y-<flavour>``), created with
-    ``nox --install-only`` where missing. Returns case id -> release -> outcome word.
+    ``nox --install-only`` where missing; ``discard`` removes those it created once their
+    release is done, so only one is on disk at a time. Returns case id -> release ->
+    outcome word.
     """
     cases_ = [get_case(c) for c in case_ids]
     keys = keys or list(RELEASED)
@@ -293,12 +297,19 @@ def replay(
     script_dir.mkdir(parents=True, exist_ok=True)
     seen: dict[str, dict[str, str]] = {c.id: {} for c in cases_}
     for key in keys:
+        env = env_dir(root, RELEASES[key].session(flavour))
+        existed = env.exists()
         python = str(environment_python(RELEASES[key], flavour, root))
-        for case in cases_:
-            script = script_dir / f"{case.id}-{device}-{key}.py"
-            script.write_text(repro_script(case.id, device, key))
-            seen[case.id][key] = run_script(python, script)
-            progress(f"  torch {RELEASES[key].torch}: {case.id}: {seen[case.id][key]}")
+        try:
+            for case in cases_:
+                script = script_dir / f"{case.id}-{device}-{key}.py"
+                script.write_text(repro_script(case.id, device, key))
+                seen[case.id][key] = run_script(python, script)
+                progress(f"  torch {RELEASES[key].torch}: {case.id}: {seen[case.id][key]}")
+        finally:
+            if discard and not existed:
+                shutil.rmtree(env, ignore_errors=True)
+                progress(f"  removed {env} (--discard)")
     return seen
 
 

@@ -189,6 +189,9 @@ BAD_ARGUMENTS = [
     (["repro", "Gen-Conv2d-nope-c1x1-k1-x1x1x2x2"], "unknown call style 'nope'"),
     (["repro", "ConvOp-bias-Conv2d-bn-module", "-o", "{tmp}"], "is a folder"),
     (["table", "{results}", "-o", "{tmp}/missing/t.md"], "does not exist"),
+    (["propose", "{tmp}/nowhere.json"], "cannot read results file"),
+    (["propose", "{results}/tests-2.4-cpu.json"], "is not a fuzz run's results"),
+    (["propose", "{results}/tests-2.4-cpu.json", "--releases", "2.4"], "not a fuzz run"),
 ]
 
 

@@ -3,6 +3,7 @@ known causes, proposed rows."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 
 from convbn_compat.core import causes, features
@@ -131,7 +132,7 @@ def test_proposed_rows_read_back_as_a_causes_table(tmp_path):
         },
     ]
     path = tmp_path / "proposed.toml"
-    path.write_text(triage.proposed_rows(entries))
+    path.write_text(causes.proposed_rows(entries))
     table = causes.load(path)
     assert [c.id for c in table.rows] == [
         "assertionerror-f-assert-x-8",
@@ -140,3 +141,60 @@ def test_proposed_rows_read_back_as_a_causes_table(tmp_path):
     assert str(table.rows[0].releases) == "==2.15.0"
     assert str(table.rows[1].releases) == ">=2.13"
     assert "# replay: wrong or failing from 2.13" in path.read_text()
+
+
+def test_a_replay_becomes_a_release_range():
+    from convbn_compat.core.errors import ConfigError
+    from convbn_compat.tools.propose import release_specifier
+
+    assert release_specifier({"2.2": "wrong-result", "2.15": "error"}) == ">=2.2"
+    fixed = {"2.2": "not-fused", "2.5": "error", "2.12": "error", "2.13": "fused"}
+    assert release_specifier(fixed) == ">=2.5,<2.13"
+    assert release_specifier({"2.2": "fused", "2.15": "not-fused"}) == ""
+    with pytest.raises(ConfigError, match="not one range"):
+        release_specifier({"2.2": "error", "2.3": "fused", "2.4": "error"})
+
+
+def _fuzz_results(tmp_path, entries):
+    from convbn_compat.core.results import ResultsWriter
+
+    writer = ResultsWriter(
+        tmp_path / "fuzz.json", {"session": "t", "kind": "fuzz"}, {"torch": "2.15.0"}
+    )
+    writer.data["fuzz"] = {"causes": entries}
+    writer.finish(complete=True, exitstatus=4)
+    return tmp_path / "fuzz.json"
+
+
+def test_propose_writes_each_new_cause_with_the_range_its_replay_found(tmp_path, monkeypatch):
+    from convbn_compat.tools import propose
+
+    replayed = []
+
+    def fake_replay(ids, device, root, keys, progress, discard):
+        replayed.append((tuple(ids), discard))
+        return {ids[0]: {"2.2": "fused", "2.4": "wrong-result", "2.15": "wrong-result"}}
+
+    monkeypatch.setattr(propose, "replay", fake_replay)
+    new = {
+        "cause": "new:wrong-result[no_bias]",
+        "known": False,
+        "title": "wrong",
+        "representative": "Gen-Linear-module-c1x1-nobias-x1x1",
+        "seen_on": "2.15.0",
+        "when": {"no_bias": [True], "outcome": ["wrong-result"]},
+    }
+    known = {"cause": "linear-3d-input", "known": True}
+    out = propose.propose(_fuzz_results(tmp_path, [known, new]), discard=True, progress=print)
+    assert replayed == [(("Gen-Linear-module-c1x1-nobias-x1x1",), True)]
+    (row,) = causes.load(out).rows
+    assert (row.id, str(row.releases)) == ("wrong-result-no-bias", ">=2.4")
+
+
+def test_propose_refuses_a_run_with_nothing_new(tmp_path):
+    from convbn_compat.core.errors import ConfigError
+    from convbn_compat.tools import propose
+
+    path = _fuzz_results(tmp_path, [{"cause": "linear-3d-input", "known": True}])
+    with pytest.raises(ConfigError, match="no new cause"):
+        propose.propose(path)

@@ -1,0 +1,79 @@
+"""``python -m convbn_compat propose RESULTS``: a run's new causes, replayed in every
+release, as rows for ``core/causes.toml`` with their release range.
+
+A fuzz run that finds a NEW cause writes a proposed row beside its results, with the one
+release it saw. This runs each new cause's representative in every release's environment
+(``replay``), turns where it is wrong or fails into the row's ``releases``, and writes the
+rows again. Environments it had to build are removed after use with ``--discard``, so a
+machine (or a CI job) with room for one environment at a time can replay all of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core import causes
+from ..core.errors import ConfigError
+from ..core.results import atomic_write_text, load_run
+from .repro import _failing, release_range, replay
+
+__all__ = ["new_causes", "propose", "release_specifier"]
+
+
+def release_specifier(outcomes: dict[str, str]) -> str:
+    """The PEP 440 range of the releases where the outcomes are wrong or failing, for a
+    cause's ``releases``: ``>=2.5,<2.13``, ``>=2.2``; empty where none is."""
+    keys = list(outcomes)
+    bad = [k for k in keys if _failing(outcomes[k])]
+    if not bad:
+        return ""
+    first = bad[0]
+    fixed = next((k for k in keys[keys.index(first) :] if not _failing(outcomes[k])), None)
+    if fixed is None:
+        return f">={first}"
+    back = [k for k in keys[keys.index(fixed) :] if _failing(outcomes[k])]
+    if back:  # broken again after a fix: the row would need two ranges; say so
+        raise ConfigError(
+            f"wrong or failing in {', '.join(bad)}: not one range (fixed in {fixed}, then "
+            f"again in {back[0]}); write its releases by hand"
+        )
+    return f">={first},<{fixed}"
+
+
+def new_causes(results: Path) -> list[dict]:
+    """The causes a fuzz run found that no row of ``causes.toml`` knows (now)."""
+    run = load_run(results)
+    if run.data.get("kind") != "fuzz":
+        kind = run.data.get("kind")
+        raise ConfigError(f"{results} is not a fuzz run's results (its kind is {kind!r})")
+    entries = [dict(e) for e in run.data.get("fuzz", {}).get("causes", [])]
+    known = causes.load().by_id
+    new = [e for e in entries if not e["known"] and e["cause"] not in known]
+    if not new:
+        raise ConfigError(f"{results}: its run found no new cause; nothing to propose")
+    return new
+
+
+def propose(
+    results: Path,
+    out: Path | None = None,
+    device: str = "cpu",
+    keys: list[str] | None = None,
+    root: Path = Path("."),
+    discard: bool = False,
+    progress=print,
+) -> Path:
+    """Replay each new cause of a fuzz run and write its proposed rows; returns where."""
+    new = new_causes(results)
+    for entry in new:
+        example = entry["representative"]
+        seen = replay([example], device, root, keys, progress=progress, discard=discard)[example]
+        entry["replay"] = release_range(seen)
+        try:
+            entry["releases"] = release_specifier(seen) or None
+        except ConfigError as exc:
+            entry["replay"] += f"; {exc}"
+        progress(f"{entry['cause']}: wrong or failing {entry['replay']}")
+    target = out or results.with_name(f"{results.stem}-proposed-causes.toml")
+    atomic_write_text(target, causes.proposed_rows(new))
+    return target
