@@ -25,6 +25,7 @@ examples:
   convbn-compat repro ConvOp-bias-Conv2d-bn-decomposed --release 2.3 -o repro.py
   convbn-compat bisect Bug169011-bn3args-Conv2d-bn-module --older 2.4 --newer 2.15
   convbn-compat replay --releases 2.4,2.15
+  convbn-compat triage results/fuzz-2.15-cpu.json    one line a cause; exit 4 on a new one
   convbn-compat propose results/fuzz-2.15-cpu.json --discard   new causes' release ranges
   convbn-compat env --json
 
@@ -225,6 +226,14 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _triage(args: argparse.Namespace) -> int:
+    from .tools.propose import triage_lines
+
+    lines, new = triage_lines(args.results, args.markdown)
+    print("\n".join(lines))
+    return Exit.NEW_CAUSE if new else Exit.OK
+
+
 def _propose(args: argparse.Namespace) -> int:
     from .tools.propose import new_causes, propose
     from .tools.repro import nox_command
@@ -241,6 +250,53 @@ def _propose(args: argparse.Namespace) -> int:
     out = propose(args.results, args.output, args.device, keys, Path.cwd(), args.discard)
     print(f"proposed rows with their release ranges: {out}")
     return 0
+
+
+def _bisect_replay_and_triage(sub) -> None:
+    """The commands that run cases across releases, and read a fuzz run's causes."""
+    bis = sub.add_parser("bisect", help="find the first release where a case changes outcome")
+    bis.add_argument("case")
+    # The older release need not be the good one: a fix is bisected as a regression is.
+    bis.add_argument("--older", "--good", required=True, metavar="X.Y", help="one release")
+    bis.add_argument("--newer", "--bad", required=True, metavar="X.Y", help="a later one")
+    bis.add_argument("--device", default="cpu", choices=DEVICES)
+    bis.set_defaults(func=_bisect)
+    rep = sub.add_parser(
+        "replay",
+        help="run cases' standalone reproducers in every release's environment: the "
+        "release range of each (default: the found cases)",
+    )
+    rep.add_argument("cases", nargs="*", help="case or generated example ids")
+    rep.add_argument("--device", default="cpu", choices=DEVICES)
+    rep.add_argument("--releases", metavar="X.Y,X.Y", help="only these releases")
+    rep.add_argument("-o", "--output", type=Path, help="write a Markdown table here")
+    rep.set_defaults(func=_replay)
+    tri = sub.add_parser(
+        "triage",
+        help="a fuzz run's causes, one line each, against the causes table as it is now; "
+        f"exit {Exit.NEW_CAUSE:d} where one is new",
+    )
+    tri.add_argument("results", type=Path, help="the fuzz run's results file")
+    tri.add_argument("--markdown", action="store_true", help="a Markdown table (job summaries)")
+    tri.set_defaults(func=_triage)
+    prop = sub.add_parser(
+        "propose",
+        help="replay a fuzz run's NEW causes in every release and write their proposed "
+        "causes.toml rows with the release range",
+    )
+    prop.add_argument("results", type=Path, help="the fuzz run's results file")
+    prop.add_argument("--device", default="cpu", choices=DEVICES)
+    prop.add_argument("--releases", metavar="X.Y,X.Y", help="only these releases")
+    prop.add_argument(
+        "--discard",
+        action="store_true",
+        help="remove each environment it had to build once its release is done "
+        "(one on disk at a time)",
+    )
+    prop.add_argument(
+        "-o", "--output", type=Path, help="rows file (default: <results>-proposed-causes.toml)"
+    )
+    prop.set_defaults(func=_propose)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -309,41 +365,7 @@ def _parser() -> argparse.ArgumentParser:
     repro.add_argument("--release", help="release whose install commands head the script")
     repro.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     repro.set_defaults(func=_repro)
-    bis = sub.add_parser("bisect", help="find the first release where a case changes outcome")
-    bis.add_argument("case")
-    # The older release need not be the good one: a fix is bisected as a regression is.
-    bis.add_argument("--older", "--good", required=True, metavar="X.Y", help="one release")
-    bis.add_argument("--newer", "--bad", required=True, metavar="X.Y", help="a later one")
-    bis.add_argument("--device", default="cpu", choices=DEVICES)
-    bis.set_defaults(func=_bisect)
-    rep = sub.add_parser(
-        "replay",
-        help="run cases' standalone reproducers in every release's environment: the "
-        "release range of each (default: the found cases)",
-    )
-    rep.add_argument("cases", nargs="*", help="case or generated example ids")
-    rep.add_argument("--device", default="cpu", choices=DEVICES)
-    rep.add_argument("--releases", metavar="X.Y,X.Y", help="only these releases")
-    rep.add_argument("-o", "--output", type=Path, help="write a Markdown table here")
-    rep.set_defaults(func=_replay)
-    prop = sub.add_parser(
-        "propose",
-        help="replay a fuzz run's NEW causes in every release and write their proposed "
-        "causes.toml rows with the release range",
-    )
-    prop.add_argument("results", type=Path, help="the fuzz run's results file")
-    prop.add_argument("--device", default="cpu", choices=DEVICES)
-    prop.add_argument("--releases", metavar="X.Y,X.Y", help="only these releases")
-    prop.add_argument(
-        "--discard",
-        action="store_true",
-        help="remove each environment it had to build once its release is done "
-        "(one on disk at a time)",
-    )
-    prop.add_argument(
-        "-o", "--output", type=Path, help="rows file (default: <results>-proposed-causes.toml)"
-    )
-    prop.set_defaults(func=_propose)
+    _bisect_replay_and_triage(sub)
     return parser
 
 

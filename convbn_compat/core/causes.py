@@ -23,7 +23,18 @@ from .record import CaseRecord
 from .tables import checked_row, read_rows
 from .versions import torch_release
 
-__all__ = ["DEFAULT_FILE", "Cause", "Causes", "features", "load", "proposed_rows"]
+__all__ = [
+    "DEFAULT_FILE",
+    "Cause",
+    "Causes",
+    "assign",
+    "crash_state",
+    "features",
+    "load",
+    "proposed_rows",
+    "provisional_cause",
+    "summarise",
+]
 
 DEFAULT_FILE = Path(__file__).with_name("causes.toml")
 PASS_FILE = "fx_passes/efficient_conv_bn_eval.py"
@@ -133,6 +144,86 @@ def load(path: Path = DEFAULT_FILE) -> Causes:
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: two causes share an id; ids: {ids}")
     return Causes(rows, str(path))
+
+
+# -- a run's findings, by cause ------------------------------------------------------
+
+
+def crash_state(frames, exception: str | None) -> tuple[str, str] | None:
+    """The pass's innermost frame: (function, source line), without the line number."""
+    own = [f for f in frames or () if PASS_FILE in f]
+    if not own or not exception:
+        return None
+    function, _, source = own[-1].split(" in ", 1)[1].partition(": ")
+    return function, source.strip()
+
+
+def provisional_cause(record, fingerprint: str | None = None) -> str:
+    """A new cause's provisional id: ``new:`` and its crash state, or its fingerprint
+    (``generator.triage``: the features its failure cannot do without)."""
+    state = crash_state(record.frames, record.exception)
+    if state is not None:
+        return f"new:{record.exception}@{state[0]}:{state[1][:60]}"
+    if fingerprint is not None:
+        return f"new:{record.outcome}[{fingerprint}]"
+    layer = record.id.split("-")[1] if record.id.startswith("Gen-") else "?"
+    return f"new:{record.outcome}/{record.exception or '-'}/{layer}"
+
+
+def assign(data: dict) -> None:
+    """Give every finding its cause: a known one (``core/causes.toml``), else the new
+    cause the search gave it (by crash state or fingerprint), else a provisional one by
+    crash state, or for an untriaged wrong result by outcome and layer."""
+    table = load()
+    torch_version = data["environment"]["torch"]
+    for case in data["cases"]:
+        record = CaseRecord.from_json(case)
+        known = table.recognise(record, torch_version)
+        if known is not None:
+            case["cause"] = known.id
+        elif case.get("blame") == "pass":
+            given = case.get("cause") or ""
+            case["cause"] = given if given.startswith("new:") else provisional_cause(record)
+        else:
+            case["cause"] = None
+
+
+def summarise(data: dict) -> list[dict]:
+    """One entry per cause of the findings blamed on the pass: known or new, how many
+    examples, its minimal example, the release range and the link; for a new one, what
+    its proposed row needs."""
+    table = load()
+    triaged = data.get("fuzz", {}).get("triage", {})
+    by_cause: dict[str, list[dict]] = {}
+    for case in data["cases"]:
+        if case.get("blame") == "pass":
+            by_cause.setdefault(case.get("cause") or "new:?", []).append(case)
+    out = []
+    torch_version = data["environment"]["torch"]
+    for cause_id, cases_ in sorted(by_cause.items(), key=lambda kv: kv[0].startswith("new")):
+        known = table.by_id.get(cause_id)
+        smallest = min(cases_, key=lambda c: (not c.get("shrunk"), len(c["id"])))
+        entry = {
+            "cause": cause_id,
+            "known": known is not None,
+            "examples": sum(c.get("examples_with_signature") or 1 for c in cases_),
+            "signatures": len(cases_),
+            "representative": smallest["id"],
+            "shrunk": bool(smallest.get("shrunk")),
+            "range": str(known.releases) if known else f"seen on torch {torch_version}",
+            "links": list(known.links) if known else [],
+            "title": known.title if known else smallest["message"].splitlines()[0][:160],
+        }
+        found = triaged.get(cause_id, {})
+        if found.get("representative") and (found.get("shrunk") or not entry["shrunk"]):
+            entry["representative"], entry["shrunk"] = found["representative"], found["shrunk"]
+        if known is None:
+            entry["seen_on"] = torch_version.split("+")[0]
+            for key in ("fingerprint", "when", "crash", "suspect", "untested"):
+                if key in found:
+                    entry[key] = found[key]
+        out.append(entry)
+    return out
 
 
 # -- proposed rows: what a run writes for the causes it found new --------------------

@@ -47,6 +47,6 @@ _MEANING = {
     Exit.BAD_INPUT: "bad input or usage: a missing or unreadable file, an unknown case or "
     "release, a broken torch environment (the message says which, and what to do)",
     Exit.CRASH: "a bug of convbn-compat itself (a traceback follows; please report it)",
-    Exit.NEW_CAUSE: "fuzz only: a failure blamed on the pass that no known cause "
+    Exit.NEW_CAUSE: "fuzz and triage: a failure blamed on the pass that no known cause "
     "(core/causes.toml) recognises; its findings carry a provisional cause",
 }

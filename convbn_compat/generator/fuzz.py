@@ -179,8 +179,8 @@ class Fuzzer:
             known = known_causes.Causes(rows).recognise(record, self.torch_version or "0.0")
             if known is not None:
                 return known.id
-            if triage.crash_state(verdict.frames, verdict.exception) is not None:
-                return triage.provisional_cause(record)
+            if known_causes.crash_state(verdict.frames, verdict.exception) is not None:
+                return known_causes.provisional_cause(record)
         return f"sig:{signature(ex, verdict)}"
 
     def _steer_away(self, ex: Example) -> bool:
@@ -212,7 +212,7 @@ class Fuzzer:
         record = dataclasses.replace(
             CaseRecord.from_verdict(seen.verdict, GENERATED), id=seen.example.id
         )
-        new_key = triage.provisional_cause(record, fp)
+        new_key = known_causes.provisional_cause(record, fp.text)
         self._note(
             f"fingerprint {fp.text} ({fp.judged} examples judged"
             f"{'' if fp.complete else ', cut short'}): {new_key}",
@@ -451,7 +451,7 @@ def finding_record(finding: Finding, table, torch_version: str) -> CaseRecord:
     if finding.signature.blame == Blame.PASS.value:
         cause = finding.cause or ""
         if cause.startswith("sig:"):  # not triaged (its shrink was cut short)
-            cause = triage.provisional_cause(record)
+            cause = known_causes.provisional_cause(record)
         record = dataclasses.replace(record, cause=cause)
     return table.apply(record, torch_version, Status.FOUND)
 
@@ -474,7 +474,7 @@ def _triage_json(fuzzer: Fuzzer) -> dict:
                 complete=fp.complete,
                 representative=fp.example.id,
             )
-        state = triage.crash_state(seen.verdict.frames, seen.verdict.exception)
+        state = known_causes.crash_state(seen.verdict.frames, seen.verdict.exception)
         if state is not None:
             entry["suspect"] = state[0]
             if key.startswith("new:"):
@@ -513,8 +513,8 @@ def write_results(fuzzer: Fuzzer, writer: results.ResultsWriter, complete: bool)
         "blamed_on_pass": sum(1 for s in fuzzer.findings if s.blame == Blame.PASS.value),
         "triage": _triage_json(fuzzer),
     }
-    assign_causes(writer.data)
-    writer.data["fuzz"]["causes"] = causes_of(writer.data)
+    known_causes.assign(writer.data)
+    writer.data["fuzz"]["causes"] = known_causes.summarise(writer.data)
     writer.finish(complete=complete, exitstatus=0 if complete else 1)
 
 
@@ -667,8 +667,8 @@ def _run_workers(args, run: results.RunIdentity, workers: int, db: Path) -> int:
         merged = _merge(sorted(parts.glob("w*.json")), workers, time.monotonic() - started)
         writer = results.ResultsWriter(run.path, run.header("fuzz"))
         writer.data["cases"], writer.data["fuzz"] = merged["cases"], merged["fuzz"]
-        assign_causes(writer.data)
-        writer.data["fuzz"]["causes"] = causes_of(writer.data)
+        known_causes.assign(writer.data)
+        writer.data["fuzz"]["causes"] = known_causes.summarise(writer.data)
         complete = merged["complete"] and len(codes) == workers and not any(codes)
         writer.finish(complete=complete, exitstatus=0 if complete else 1)
         status = _summary(writer.data, run.path, args.proposed)
@@ -727,62 +727,6 @@ def _merge_triage(triaged: dict, part: dict) -> None:
         kept["examples"] = total
 
 
-def assign_causes(data: dict) -> None:
-    """Give every finding its cause: a known one (``core/causes.toml``), else the new
-    cause the search gave it (by crash state or fingerprint), else a provisional one by
-    crash state, or for an untriaged wrong result by outcome and layer."""
-    table = known_causes.load()
-    torch_version = data["environment"]["torch"]
-    for case in data["cases"]:
-        record = CaseRecord.from_json(case)
-        known = table.recognise(record, torch_version)
-        if known is not None:
-            case["cause"] = known.id
-        elif case.get("blame") == Blame.PASS.value:
-            given = case.get("cause") or ""
-            case["cause"] = given if given.startswith("new:") else triage.provisional_cause(record)
-        else:
-            case["cause"] = None
-
-
-def causes_of(data: dict) -> list[dict]:
-    """One entry per cause of the findings blamed on the pass: known or new, how many
-    examples, its minimal example, the release range and the link; for a new one, what
-    its proposed row needs."""
-    table = known_causes.load()
-    triaged = data.get("fuzz", {}).get("triage", {})
-    by_cause: dict[str, list[dict]] = {}
-    for case in data["cases"]:
-        if case.get("blame") == Blame.PASS.value:
-            by_cause.setdefault(case.get("cause") or "new:?", []).append(case)
-    out = []
-    torch_version = data["environment"]["torch"]
-    for cause_id, cases_ in sorted(by_cause.items(), key=lambda kv: kv[0].startswith("new")):
-        known = table.by_id.get(cause_id)
-        smallest = min(cases_, key=lambda c: (not c.get("shrunk"), len(c["id"])))
-        entry = {
-            "cause": cause_id,
-            "known": known is not None,
-            "examples": sum(c.get("examples_with_signature") or 1 for c in cases_),
-            "signatures": len(cases_),
-            "representative": smallest["id"],
-            "shrunk": bool(smallest.get("shrunk")),
-            "range": str(known.releases) if known else f"seen on torch {torch_version}",
-            "links": list(known.links) if known else [],
-            "title": known.title if known else smallest["message"].splitlines()[0][:160],
-        }
-        found = triaged.get(cause_id, {})
-        if found.get("representative") and (found.get("shrunk") or not entry["shrunk"]):
-            entry["representative"], entry["shrunk"] = found["representative"], found["shrunk"]
-        if known is None:
-            entry["seen_on"] = torch_version.split("+")[0]
-            for key in ("fingerprint", "when", "crash", "suspect", "untested"):
-                if key in found:
-                    entry[key] = found[key]
-        out.append(entry)
-    return out
-
-
 def _summary(data: dict, out: Path, proposed: Path | None = None) -> int:
     """The run's end: one line per cause; NEW_CAUSE where one is new, else OK. New
     causes' proposed rows go next to the results file."""
@@ -794,7 +738,7 @@ def _summary(data: dict, out: Path, proposed: Path | None = None) -> int:
         + (f", {steered} more steered away from known causes" if steered else "")
         + f"; {fuzz['signatures']} signatures; results: {out}"
     )
-    found = causes_of(data)
+    found = known_causes.summarise(data)
     for entry in found:
         mark = "known" if entry["known"] else "NEW  "
         link = f" {entry['links'][0]}" if entry["links"] else ""

@@ -23,9 +23,7 @@ from dataclasses import dataclass, field
 from ..core import features
 from ..core.generated import Example
 
-__all__ = ["Fingerprint", "crash_state", "fingerprint", "provisional_cause", "same_failure"]
-
-PASS_FILE = "fx_passes/efficient_conv_bn_eval.py"
+__all__ = ["Fingerprint", "fingerprint", "same_failure"]
 
 
 def same_failure(verdict, reference) -> bool:
@@ -112,23 +110,3 @@ def fingerprint(
             result.untested.append(feat.name)
     result.judged = judged
     return result
-
-
-def crash_state(frames, exception: str | None) -> tuple[str, str] | None:
-    """The pass's innermost frame: (function, source line), without the line number."""
-    own = [f for f in frames or () if PASS_FILE in f]
-    if not own or not exception:
-        return None
-    function, _, source = own[-1].split(" in ", 1)[1].partition(": ")
-    return function, source.strip()
-
-
-def provisional_cause(record, fp: Fingerprint | None = None) -> str:
-    """A new cause's provisional id: ``new:`` and its crash state, or its fingerprint."""
-    state = crash_state(record.frames, record.exception)
-    if state is not None:
-        return f"new:{record.exception}@{state[0]}:{state[1][:60]}"
-    if fp is not None:
-        return f"new:{record.outcome}[{fp.text}]"
-    layer = record.id.split("-")[1] if record.id.startswith("Gen-") else "?"
-    return f"new:{record.outcome}/{record.exception or '-'}/{layer}"

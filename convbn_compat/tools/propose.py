@@ -10,6 +10,7 @@ machine (or a CI job) with room for one environment at a time can replay all of 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from ..core import causes
@@ -46,9 +47,9 @@ def new_causes(results: Path) -> list[dict]:
     if run.data.get("kind") != "fuzz":
         kind = run.data.get("kind")
         raise ConfigError(f"{results} is not a fuzz run's results (its kind is {kind!r})")
-    entries = [dict(e) for e in run.data.get("fuzz", {}).get("causes", [])]
-    known = causes.load().by_id
-    new = [e for e in entries if not e["known"] and e["cause"] not in known]
+    data = copy.deepcopy(run.data)
+    causes.assign(data)  # a cause added to the table since the run is known now
+    new = [e for e in causes.summarise(data) if not e["known"]]
     if not new:
         raise ConfigError(f"{results}: its run found no new cause; nothing to propose")
     return new
@@ -77,3 +78,49 @@ def propose(
     target = out or results.with_name(f"{results.stem}-proposed-causes.toml")
     atomic_write_text(target, causes.proposed_rows(new))
     return target
+
+
+def triage_lines(results: Path, markdown: bool = False) -> tuple[list[str], int]:
+    """A fuzz run's causes, one line each, read against the causes table as it is now
+    (a cause added since the run reads as known); and how many are new."""
+    run = load_run(results)
+    if run.data.get("kind") != "fuzz":
+        kind = run.data.get("kind")
+        raise ConfigError(f"{results} is not a fuzz run's results (its kind is {kind!r})")
+    fuzz = run.data.get("fuzz", {})
+    data = copy.deepcopy(run.data)
+    causes.assign(data)  # against the table as it is now: files from before it read too
+    entries = causes.summarise(data)
+    new = [e for e in entries if not e["known"]]
+    minutes = (fuzz.get("elapsed_s") or 0) / 60
+    figures = (
+        f"torch {run.data['environment']['torch']}: {fuzz.get('examples', 0)} examples in "
+        f"{minutes:.1f} min ({fuzz.get('examples_per_minute', 0)} a minute, seed "
+        f"{fuzz.get('seed')}, {fuzz.get('workers', 1)} workers), "
+        f"{fuzz.get('signatures', 0)} signatures, {len(entries)} causes, {len(new)} new"
+    )
+    lines = [f"## Fuzz causes: {run.data.get('session', results.stem)}", "", figures, ""]
+    if markdown:
+        lines += [
+            "| cause | examples | signatures | range | representative |",
+            "|---|---|---|---|---|",
+        ]
+    for e in entries:
+        is_new = e in new
+        word = "NEW" if is_new else "known"
+        link = f" {e['links'][0]}" if e.get("links") else ""
+        if markdown:
+            lines.append(
+                f"| {'**NEW**' if is_new else 'known'} `{e['cause']}`{link} | {e['examples']} | "
+                f"{e['signatures']} | {e['range']} | `{e['representative']}` |"
+            )
+        else:
+            lines.append(
+                f"{word:5} {e['cause']}: {e['examples']} examples in {e['signatures']} "
+                f"signatures, {e['range']}{link}; {e['representative']}"
+            )
+    if not entries:
+        lines.append("no failure blamed on the pass")
+    if not markdown:
+        lines = [line for line in lines if not line.startswith("## ")]
+    return [line for line in lines if line or markdown], len(new)

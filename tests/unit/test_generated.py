@@ -8,6 +8,7 @@ torch in tests/test_oracle.py.
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,8 @@ from convbn_compat.core.releases import ConfigError
 from convbn_compat.generator.fuzz import Fuzzer, Signature
 from convbn_compat.generator.strategies import examples
 from convbn_compat.tools import repro
+
+ROOT = Path(__file__).resolve().parents[2]
 
 QUICK = settings(
     max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck)
@@ -206,7 +209,7 @@ def _planted_run(tmp_path, oracle):
     )
     fuzzer.search()
     environment = {"torch": "2.15.0"}  # what a writer reads of the run's torch
-    writer = ResultsWriter(tmp_path / "fuzz.json", {"session": "t"}, environment)
+    writer = ResultsWriter(tmp_path / "fuzz.json", {"session": "t", "kind": "fuzz"}, environment)
     write_results(fuzzer, writer, complete=True)
     return writer.data, _summary(writer.data, tmp_path / "fuzz.json")
 
@@ -224,13 +227,15 @@ def test_a_run_of_known_causes_ends_in_them_and_exits_0(tmp_path, capsys):
     assert sum(line.startswith("  known ") for line in out.splitlines()) == 2
 
 
-def test_a_fault_no_cause_knows_is_one_new_cause_with_its_exit_code(tmp_path, capsys):
-    def oracle(ex, device):  # the known bugs, and one nobody described: reflect padding
-        if ex.padding_mode == "reflect":
-            return _Verdict(Outcome.WRONG_RESULT, Blame.PASS)
-        return planted_oracle(ex, device)
+def reflect_oracle(ex: Example, device: str):
+    """The planted bugs, and one that no cause describes: reflect padding."""
+    if ex.padding_mode == "reflect":
+        return _Verdict(Outcome.WRONG_RESULT, Blame.PASS)
+    return planted_oracle(ex, device)
 
-    data, status = _planted_run(tmp_path, oracle)
+
+def test_a_fault_no_cause_knows_is_one_new_cause_with_its_exit_code(tmp_path, capsys):
+    data, status = _planted_run(tmp_path, reflect_oracle)
     out = capsys.readouterr().out
     assert status == 4  # Exit.NEW_CAUSE
     blamed = [c for c in data["cases"] if c["blame"] == "pass"]
@@ -256,3 +261,22 @@ def test_a_fault_no_cause_knows_is_one_new_cause_with_its_exit_code(tmp_path, ca
     assert row.example.startswith("Gen-Conv1d-module-")
     assert "pmreflect" in row.example
     assert all(proposed.recognise(CaseRecord.from_json(c), "2.15.0") for c in reflect)
+    # `triage` reads the run again, one line a cause, and exits 4 for the new one.
+    from convbn_compat.__main__ import main
+
+    capsys.readouterr()
+    assert main(["triage", str(tmp_path / "fuzz.json")]) == 4
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        sum(line.startswith("NEW   new:wrong-result[conv+padding_mode=reflect]") for line in lines)
+        == 1
+    )
+
+
+def test_triage_reads_every_committed_fuzz_run_as_known_causes(capsys):
+    from convbn_compat.__main__ import main
+
+    for path in sorted((ROOT / "docs" / "fuzz").glob("*.json")):
+        assert main(["triage", str(path)]) == 0, path
+        out = capsys.readouterr().out
+        assert ", 0 new" in out.splitlines()[0], (path, out)

@@ -13,7 +13,7 @@ from convbn_compat.generator import triage
 from convbn_compat.generator.fuzz import Fuzzer
 from convbn_compat.generator.strategies import examples
 
-from .test_generated import _Verdict, planted_oracle
+from .test_generated import _planted_run, _Verdict, planted_oracle, reflect_oracle
 
 
 @settings(max_examples=300, deadline=None)
@@ -155,17 +155,6 @@ def test_a_replay_becomes_a_release_range():
         release_specifier({"2.2": "error", "2.3": "fused", "2.4": "error"})
 
 
-def _fuzz_results(tmp_path, entries):
-    from convbn_compat.core.results import ResultsWriter
-
-    writer = ResultsWriter(
-        tmp_path / "fuzz.json", {"session": "t", "kind": "fuzz"}, {"torch": "2.15.0"}
-    )
-    writer.data["fuzz"] = {"causes": entries}
-    writer.finish(complete=True, exitstatus=4)
-    return tmp_path / "fuzz.json"
-
-
 def test_propose_writes_each_new_cause_with_the_range_its_replay_found(tmp_path, monkeypatch):
     from convbn_compat.tools import propose
 
@@ -176,25 +165,20 @@ def test_propose_writes_each_new_cause_with_the_range_its_replay_found(tmp_path,
         return {ids[0]: {"2.2": "fused", "2.4": "wrong-result", "2.15": "wrong-result"}}
 
     monkeypatch.setattr(propose, "replay", fake_replay)
-    new = {
-        "cause": "new:wrong-result[no_bias]",
-        "known": False,
-        "title": "wrong",
-        "representative": "Gen-Linear-module-c1x1-nobias-x1x1",
-        "seen_on": "2.15.0",
-        "when": {"no_bias": [True], "outcome": ["wrong-result"]},
-    }
-    known = {"cause": "linear-3d-input", "known": True}
-    out = propose.propose(_fuzz_results(tmp_path, [known, new]), discard=True, progress=print)
-    assert replayed == [(("Gen-Linear-module-c1x1-nobias-x1x1",), True)]
+    _planted_run(tmp_path, reflect_oracle)
+    out = propose.propose(tmp_path / "fuzz.json", discard=True, progress=print)
+    (example,) = {ids[0] for ids, _ in replayed}
+    assert "pmreflect" in example
+    assert replayed == [((example,), True)]  # once, for the one new cause
     (row,) = causes.load(out).rows
-    assert (row.id, str(row.releases)) == ("wrong-result-no-bias", ">=2.4")
+    assert (row.id, str(row.releases)) == ("wrong-result-conv-padding-mode-reflect", ">=2.4")
+    assert "# replay: wrong or failing from 2.4 to 2.15" in out.read_text()
 
 
 def test_propose_refuses_a_run_with_nothing_new(tmp_path):
     from convbn_compat.core.errors import ConfigError
     from convbn_compat.tools import propose
 
-    path = _fuzz_results(tmp_path, [{"cause": "linear-3d-input", "known": True}])
+    _planted_run(tmp_path, planted_oracle)
     with pytest.raises(ConfigError, match="no new cause"):
-        propose.propose(path)
+        propose.propose(tmp_path / "fuzz.json")
