@@ -229,9 +229,11 @@ def _replay(args: argparse.Namespace) -> int:
 def _triage(args: argparse.Namespace) -> int:
     from .tools.propose import triage_lines
 
-    lines, new = triage_lines(args.results, args.markdown)
+    lines, new, complete = triage_lines(args.results, args.markdown)
     print("\n".join(lines))
-    return Exit.NEW_CAUSE if new else Exit.OK
+    if new:
+        return Exit.NEW_CAUSE
+    return Exit.OK if complete else Exit.FINDINGS
 
 
 def _propose(args: argparse.Namespace) -> int:
@@ -274,7 +276,7 @@ def _bisect_replay_and_triage(sub) -> None:
     tri = sub.add_parser(
         "triage",
         help="a fuzz run's causes, one line each, against the causes table as it is now; "
-        f"exit {Exit.NEW_CAUSE:d} where one is new",
+        f"exit {Exit.NEW_CAUSE:d} where one is new, {Exit.FINDINGS:d} where the run did not finish",
     )
     tri.add_argument("results", type=Path, help="the fuzz run's results file")
     tri.add_argument("--markdown", action="store_true", help="a Markdown table (job summaries)")

@@ -143,6 +143,9 @@ class Fuzzer:
     torch_version: str = ""
     """The release under test: known causes count only within their release range."""
     cause_budget: int = CAUSE_BUDGET
+    no_inline: bool = True
+    """Whether the release has the ``noinline`` route (``shim.paths``): where it has not,
+    such examples would only read ``unsupported``, so none is drawn."""
     verdicts: dict = field(default_factory=dict)
     findings: dict = field(default_factory=dict)
     causes: dict = field(default_factory=dict)
@@ -359,7 +362,7 @@ class Fuzzer:
         # Hypothesis keys its database by the test function's source; the device
         # tells the CPU's examples from the GPU's, so a replay reads only its own.
         fuzz_pass._hypothesis_internal_add_digest = self.device.encode()
-        return given(examples(self.device))(fuzz_pass)
+        return given(examples(self.device, no_inline=self.no_inline))(fuzz_pass)
 
     def replay_database(self) -> None:
         """Run every example saved by earlier searches (their minimal failures)."""
@@ -583,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ..checks.oracle import judge
-    from ..shim import devices
+    from ..shim import devices, paths
 
     _quiet_torch()
     if args.device == "cuda" and not devices.gpu_available():
@@ -606,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
         round_step=args.round_step,
         torch_version=torch.__version__,
         cause_budget=args.cause_budget,
+        no_inline=paths.has_no_inline_route(),
     )
     writer = results.ResultsWriter(out, run.header("fuzz"))
     print(

@@ -145,8 +145,11 @@ def _how_it_runs(draw, device: str, dims: int) -> dict:
 
 
 @st.composite
-def examples(draw, device: str = "cpu", layers: tuple[str, ...] = LAYERS) -> Example:
-    """One valid layer -> BatchNorm model for ``device`` ('cpu' or 'cuda')."""
+def examples(
+    draw, device: str = "cpu", layers: tuple[str, ...] = LAYERS, no_inline: bool = True
+) -> Example:
+    """One valid layer -> BatchNorm model for ``device`` ('cpu' or 'cuda'). With
+    ``no_inline`` False (a release without that route), every module call inlines."""
     layer = draw(st.sampled_from(layers))
     call = draw(st.sampled_from(CALLS))
     functional = call.startswith("f")
@@ -175,7 +178,7 @@ def examples(draw, device: str = "cpu", layers: tuple[str, ...] = LAYERS) -> Exa
     if fields["control"] != "freezing":
         fields["backward"] = _rarely(draw, 3)
     fields["stats_seed"] = draw(st.integers(0, 3))
-    if call in MODULE_CALLS:
+    if call in MODULE_CALLS and no_inline:
         # Last, so that the draws before it make the examples they made before it came.
         fields["inline"] = not _rarely(draw, 4)
     example = Example(**fields)

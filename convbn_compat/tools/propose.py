@@ -80,9 +80,10 @@ def propose(
     return target
 
 
-def triage_lines(results: Path, markdown: bool = False) -> tuple[list[str], int]:
+def triage_lines(results: Path, markdown: bool = False) -> tuple[list[str], int, bool]:
     """A fuzz run's causes, one line each, read against the causes table as it is now
-    (a cause added since the run reads as known); and how many are new."""
+    (a cause added since the run reads as known); how many are new; whether the run
+    finished."""
     run = load_run(results)
     if run.data.get("kind") != "fuzz":
         kind = run.data.get("kind")
@@ -121,6 +122,9 @@ def triage_lines(results: Path, markdown: bool = False) -> tuple[list[str], int]
             )
     if not entries:
         lines.append("no failure blamed on the pass")
+    complete = bool(run.data.get("complete"))
+    if not complete:
+        lines += ["", "the search did not finish: what it found so far is above"]
     if not markdown:
         lines = [line for line in lines if not line.startswith("## ")]
-    return [line for line in lines if line or markdown], len(new)
+    return [line for line in lines if line or markdown], len(new), complete

@@ -182,3 +182,19 @@ def test_propose_refuses_a_run_with_nothing_new(tmp_path):
     _planted_run(tmp_path, planted_oracle)
     with pytest.raises(ConfigError, match="no new cause"):
         propose.propose(tmp_path / "fuzz.json")
+
+
+def test_triage_says_when_a_run_did_not_finish(tmp_path, capsys):
+    import json
+
+    from convbn_compat.__main__ import main
+
+    _planted_run(tmp_path, planted_oracle)
+    path = tmp_path / "fuzz.json"
+    assert main(["triage", str(path)]) == 0
+    data = json.loads(path.read_text())
+    data["complete"] = False
+    path.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["triage", str(path)]) == 1
+    assert "the search did not finish" in capsys.readouterr().out

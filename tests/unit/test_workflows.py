@@ -56,3 +56,47 @@ def test_schedule_and_manual_dispatch():
     on = _workflow()[True]  # YAML 1.1 reads the key `on` as True
     assert on["schedule"][0]["cron"]
     assert "workflow_dispatch" in on
+
+
+FUZZ = ROOT / ".github" / "workflows" / "fuzz.yml"
+
+
+def _fuzz_workflow():
+    return yaml.safe_load(FUZZ.read_text())
+
+
+def test_fuzz_workflow_searches_the_newest_release_and_nightly(tmp_path):
+    from convbn_compat.core.releases import NEWEST, NIGHTLY
+
+    steps = _fuzz_workflow()["jobs"]["sessions"]["steps"]
+    script = next(s["run"] for s in steps if s.get("id") == "list")
+    output = tmp_path / "github_output"
+    env = {**os.environ, "GITHUB_OUTPUT": str(output)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    subprocess.run(["bash", "-e", "-c", script], cwd=ROOT, env=env, check=True)
+    lists = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    listed = subprocess.run(
+        [sys.executable, "-m", "nox", "-l", "--json", "-t", "fuzz"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    sessions = {s["session"] for s in yaml.safe_load(listed)}
+    for flavour in FLAVOURS:
+        want = [RELEASES[k].session(flavour, "fuzz") for k in (NEWEST, NIGHTLY)]
+        assert yaml.safe_load(lists[flavour]) == want
+        assert set(want) <= sessions, flavour
+
+
+@pytest.mark.parametrize(("status", "fails"), [("0", False), ("4", True), ("1", True), ("", True)])
+def test_fuzz_jobs_fail_only_on_a_new_cause_or_an_unfinished_search(status, fails):
+    for job in ("cpu", "cuda"):
+        steps = _fuzz_workflow()["jobs"][job]["steps"]
+        verdict = next(s for s in steps if s.get("name", "").startswith("Fail on"))
+        assert verdict["if"] == "always()"
+        assert verdict["env"]["STATUS"] == "${{ steps.causes.outputs.status }}"
+        proc = subprocess.run(
+            ["bash", "-e", "-c", verdict["run"]], env={**os.environ, "STATUS": status},
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert (proc.returncode != 0) is fails, (job, status, proc.stdout)
+        propose = next(s for s in steps if "propose" in s.get("run", ""))
+        assert propose["if"] == "always() && steps.causes.outputs.status == '4'"
