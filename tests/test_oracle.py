@@ -89,6 +89,28 @@ def test_a_fault_in_the_pass_is_blamed_on_the_pass():
     assert verdict.message_off == "fused"  # the flag-off compile was right
 
 
+# Three chained ConvTranspose3d pairs with backward: the folded weight's gradient sums
+# over every output position, and float32 rounding moves it by 3.1e-6 of its scale,
+# past the allowance calibrated on outputs. The same model in float64 is right to 1e-13.
+ROUNDING = "Gen-ConvTranspose3d-module-c3x1-k4x3x3-s3-d2-p1-op2x1x2-x2x3x3x7x7-eps3-momnone-user-bwd-pairs3"
+
+
+def test_a_float32_miss_that_float64_does_not_show_is_the_fold_s_rounding():
+    verdict = judge(Example.from_id(ROUNDING))
+    assert (verdict.outcome, verdict.blame) == (Outcome.FUSED, Blame.NONE), verdict.message
+    assert "the same model in float64 is fused" in verdict.message
+
+
+def test_the_float64_check_excuses_no_fault_of_the_pass(monkeypatch):
+    from convbn_compat.checks import oracle
+
+    monkeypatch.setattr(oracle, "FLOAT64_CHECK_BELOW", float("inf"))  # check every miss
+    with pass_scales_its_output(1.5):
+        verdict = judge(PLAIN)
+    assert (verdict.outcome, verdict.blame) == (Outcome.WRONG_RESULT, Blame.PASS)
+    assert "the same model in float64" not in verdict.message
+
+
 def test_a_fault_that_also_breaks_the_flag_off_compile_is_not_the_pass():
     from torch._inductor import config
 

@@ -52,6 +52,8 @@ class Observation:
     """The pass's path in the graph it saw (``shim.paths.describe``)."""
     frames: list[str] | None = None
     eager_refused: bool = False
+    rounding: str = ""
+    """Why a float32 miss was judged the fold's rounding (``FLOAT64_CHECK_BELOW``)."""
 
     @property
     def invalid(self) -> bool:
@@ -86,17 +88,40 @@ class Verdict:
     frames: list[str] | None = None
 
 
-def _check(actual, expected, ex: Example, ref) -> tuple[bool, float | None, str]:
+FLOAT64_CHECK_BELOW = 1e-4
+"""A float32 miss smaller than this share of the output's scale is judged again on the
+same model in float64 (``observe``). The rounding allowance (``within_rounding``) is
+calibrated on outputs; a weight gradient sums over every output position, and on the
+H200 (torch 2.11, 2026-12-01) three chained ConvTranspose3d pairs with backward missed
+it by 10% (2.6e-4 at a scale of 90, 2.4e-6 of it, on all 108 elements), while the same
+model in float64 was right to 3e-14 on the CPU. A fault of the pass moves outputs by
+whole units, in float64 too."""
+
+
+def _check(actual, expected, ex: Example, ref) -> tuple[bool, float | None, str, float | None]:
     """The matrix's judgement (``compare``), with the allowance for the fold's own
-    rounding (``within_rounding``) where a float64 reference exists."""
+    rounding (``within_rounding``) where a float64 reference exists; and, for a miss,
+    its size as a share of the reference's scale."""
     tol = Tolerance.for_run(False, ex.dtype)
     low = ex.dtype in LOW_PRECISION or ex.autocast
     ok, err, msg = compare(actual, expected, tol, ref if low else None)
     if ok or err is None or ref is None or actual.shape != ref.shape:
-        return ok, err, msg
+        return ok, err, msg, None
     dtype = torch.float16 if ex.autocast else actual.dtype
     ok, why = within_rounding(actual, expected, ref, dtype)
-    return ok, err, "" if ok else f"{msg} ({why})"
+    if ok:
+        return ok, err, "", None
+    with torch.no_grad():
+        ref64 = ref.double()
+        scale = float(ref64.abs().max())
+        miss = float((actual.double() - ref64).abs().max())
+    return ok, err, f"{msg} ({why})", (miss / scale if scale else None)
+
+
+def _rounding_suspect(ex: Example, relative: float | None) -> bool:
+    """A float32 miss too small to be a fault of the pass: worth a float64 run."""
+    float32 = ex.dtype == "float32" and not ex.autocast
+    return float32 and relative is not None and relative < FLOAT64_CHECK_BELOW
 
 
 class _Run:
@@ -147,22 +172,23 @@ class _Run:
         ]
         return None
 
-    def judge_outputs(self, outs, compiled_weight) -> tuple[bool, list, str]:
-        """Each output against eager's, then the first weight's gradient."""
+    def judge_outputs(self, outs, compiled_weight) -> tuple[bool, list, str, float | None]:
+        """Each output against eager's, then the first weight's gradient; for a miss,
+        its size as a share of the scale."""
         errors = []
         for out, eager_out, (ref, _) in zip(outs, self.eager_outs, self.refs):
-            ok, err, msg = _check(out, eager_out.detach(), self.ex, ref)
+            ok, err, msg, relative = _check(out, eager_out.detach(), self.ex, ref)
             errors.append(err)
             if not ok:
-                return False, errors, msg
+                return False, errors, msg, relative
         if self.ex.backward:
             outs[0].float().sum().backward()
             grad, eager_grad = compiled_weight.grad, first_weight(self.model).grad
-            ok, err, msg = _check(grad, eager_grad, self.ex, self.refs[0][1])
+            ok, err, msg, relative = _check(grad, eager_grad, self.ex, self.refs[0][1])
             errors.append(err)
             if not ok:
-                return False, errors, f"weight gradient: {msg}"
-        return True, errors, ""
+                return False, errors, f"weight gradient: {msg}", relative
+        return True, errors, "", None
 
 
 def observe(ex: Example, device: str, *, pass_on: bool) -> Observation:
@@ -196,7 +222,15 @@ def observe(ex: Example, device: str, *, pass_on: bool) -> Observation:
                 # analysis); the pass rewrote both. Judge the graphs that run.
                 obs.fires = obs.in_graph = fires.in_running_graphs
             obs.graphs = _graphs_captured() - graphs_before
-            ok, errors, msg = run.judge_outputs(outs, compiled_weight)
+            ok, errors, msg, relative = run.judge_outputs(outs, compiled_weight)
+            if not ok and _rounding_suspect(ex, relative):
+                exact = observe(ex.replace(dtype="float64"), device, pass_on=pass_on)
+                if exact.outcome.is_correct:  # the fold's float32 rounding, not a fault
+                    ok, msg = True, ""
+                    obs.rounding = (
+                        f"float32 missed by {relative:.2g} of the scale; the same model in "
+                        f"float64 is {exact.outcome} (max error {exact.max_abs_error:.2g})"
+                    )
             known = [e for e in errors if e is not None]
             obs.max_abs_error = max(known) if known else None
             # Each graph Dynamo captured runs the pass once: with dynamic shapes a second
@@ -205,6 +239,8 @@ def observe(ex: Example, device: str, *, pass_on: bool) -> Observation:
             obs.outcome, obs.message = classify(
                 correct=ok, fires=obs.fires, expected=expected, rewrites=obs.in_graph, wrong=msg
             )
+            if obs.rounding:
+                obs.message = "; ".join(filter(None, [obs.message, obs.rounding]))
     except Unsupported as exc:  # the release lacks a way in the example needs
         obs.outcome, obs.message = Outcome.UNSUPPORTED, str(exc)
     except Exception as exc:
