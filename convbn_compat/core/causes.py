@@ -184,8 +184,8 @@ def assign(data: dict) -> None:
         elif case.get("blame") == "pass":
             given = case.get("cause") or ""
             case["cause"] = given if given.startswith("new:") else provisional_cause(record)
-        else:
-            case["cause"] = None
+        else:  # not the pass's: no cause of the pass (and no field: records omit nulls)
+            case.pop("cause", None)
 
 
 def summarise(data: dict) -> list[dict]:

@@ -307,7 +307,9 @@ def _searches(view: View) -> str:
             f"<h3>torch {esc(search.column.torch)}, {esc(search.column.key.device)}: "
             f"{f.get('examples', '?')} examples in {minutes} min "
             f"({f.get('examples_per_minute', '?')} a minute, seed {f.get('seed', '?')}, "
-            f"{f.get('workers') or 1} workers)</h3>"
+            f"{f.get('workers') or 1} workers"
+            + (f"; {f['searches']} searches added up" if f.get("searches") else "")
+            + ")</h3>"
         )
         out.append(
             '<div class="scroll"><table class="counts broken"><thead><tr><th>cause</th>'

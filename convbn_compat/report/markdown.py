@@ -119,7 +119,9 @@ def _searches(view: View) -> list[str]:
         lines += [
             f"torch {search.column.torch} on {search.column.key.device}: "
             f"{f.get('examples', '?')} examples, {f.get('examples_per_minute', '?')} a minute, "
-            f"seed {f.get('seed', '?')}; {search.not_the_pass} signatures not the pass's.",
+            f"seed {f.get('seed', '?')}"
+            + (f" ({f['searches']} searches added up)" if f.get("searches") else "")
+            + f"; {search.not_the_pass} signatures not the pass's.",
             "",
             "| cause | examples | signatures | range | reproducer |",
             "|---|---|---|---|---|",

@@ -281,10 +281,19 @@ def _add_run(matrix: Matrix, columns: dict[ColumnKey, Column], run: Run) -> None
         matrix.cells.setdefault(record.id, {})[str(key)] = record
     if run.kind == "fuzz" and run.records:
         figures = run.data.get("fuzz") or {}
-        matrix.searches[str(_column_key(run, run.records[0]))] = {
-            k: figures.get(k)
-            for k in ("examples", "elapsed_s", "examples_per_minute", "seed", "workers")
-        }
+        key = str(_column_key(run, run.records[0]))
+        mine = {k: figures.get(k) for k in ("examples", "elapsed_s", "seed", "workers")}
+        before = matrix.searches.get(key)
+        if before is not None:  # two searches of one column: their figures add up
+            mine["examples"] = (before["examples"] or 0) + (mine["examples"] or 0)
+            mine["elapsed_s"] = (before["elapsed_s"] or 0) + (mine["elapsed_s"] or 0)
+            mine["seed"] = ", ".join(str(v) for v in (before["seed"], mine["seed"]))
+            mine["searches"] = before.get("searches", 1) + 1
+        elapsed = mine["elapsed_s"] or 0
+        mine["examples_per_minute"] = (
+            round(60 * (mine["examples"] or 0) / elapsed, 1) if elapsed else None
+        )
+        matrix.searches[key] = mine
     if not run.complete:
         matrix.incomplete.append(str(run.path))
 
