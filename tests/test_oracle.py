@@ -92,9 +92,7 @@ def test_a_fault_in_the_pass_is_blamed_on_the_pass():
 # Three chained ConvTranspose3d pairs with backward: the folded weight's gradient sums
 # over every output position, and float32 rounding moves it by 3.1e-6 of its scale,
 # past the allowance calibrated on outputs. The same model in float64 is right to 1e-13.
-ROUNDING = (
-    "Gen-ConvTranspose3d-module-c3x1-k4x3x3-s3-d2-p1-op2x1x2-x2x3x3x7x7-eps3-momnone-user-bwd-pairs3"
-)
+ROUNDING = "Gen-ConvTranspose3d-module-c3x1-k4x3x3-s3-d2-p1-op2x1x2-x2x3x3x7x7-eps3-momnone-user-bwd-pairs3"  # noqa: E501
 
 
 def test_a_float32_miss_that_float64_does_not_show_is_the_fold_s_rounding():

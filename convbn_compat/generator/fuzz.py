@@ -202,6 +202,8 @@ class Fuzzer:
         cause, which later examples are recognised by."""
         if seen.verdict.blame is not Blame.PASS or not seen.key.startswith("sig:"):
             return
+        if self.causes.get(seen.key) is not seen:
+            return  # an earlier triage recognised it already
         now = time.monotonic()
         deadline = now + min(self._shrink_cap(), max(60.0, self._deadline() - now))
         self._triaging, saved = True, self._stop_at
@@ -415,8 +417,7 @@ class Fuzzer:
         for ex in chosen:
             self._evaluate(ex)
         for seen in list(self.causes.values()):
-            if seen.key in self.causes:
-                self._triage(seen)
+            self._triage(seen)
 
     def _mark_shrunk(self, seen: CauseSeen) -> None:
         """The cause's minimal example stands for its signature too."""

@@ -198,3 +198,25 @@ def test_triage_says_when_a_run_did_not_finish(tmp_path, capsys):
     capsys.readouterr()
     assert main(["triage", str(path)]) == 1
     assert "the search did not finish" in capsys.readouterr().out
+
+
+def test_a_replayed_database_with_one_new_fault_in_many_signatures_is_one_cause(tmp_path):
+    def run(max_examples, seed_value, worker=0, workers=1):
+        fuzzer = Fuzzer(
+            "cpu", seed_value, 600, max_examples, tmp_path / "db", reflect_oracle,
+            lambda line: None, round_start=worker, round_step=workers,
+            torch_version="2.15.0", cause_budget=0,
+        )  # fmt: skip
+        fuzzer.search()
+        return fuzzer
+
+    # Two workers know only their own findings: each shrinks the fault's first
+    # signature it meets and saves it in the shared database.
+    firsts = [run(300, 0, worker, 2) for worker in (0, 1)]
+    new = {"new:wrong-result[conv+padding_mode=reflect]"}
+    assert all({k for k in f.causes if k.startswith("new:")} == new for f in firsts)
+    # The next search replays every saved minimal failure first, several signatures of
+    # the same fault among them: triaged one after another, they are still one cause.
+    again = run(60, 99)
+    assert {k for k in again.causes if k.startswith("new:")} == new
+    assert not [k for k in again.causes if k.startswith("sig:pass/")]
