@@ -119,7 +119,7 @@ def _searches(view: View) -> list[str]:
         lines += [
             f"torch {search.column.torch} on {search.column.key.device}: "
             f"{f.get('examples', '?')} examples, {f.get('examples_per_minute', '?')} a minute, "
-            f"seed {f.get('seed', '?')}"
+            f"seed {f.get('seed', '?')}, {f.get('workers') or 1} workers"
             + (f" ({f['searches']} searches added up)" if f.get("searches") else "")
             + f"; {search.not_the_pass} signatures not the pass's.",
             "",
@@ -127,8 +127,9 @@ def _searches(view: View) -> list[str]:
             "|---|---|---|---|---|",
         ]
         lines += [
-            f"| {'known' if c.known else '**NEW**'} `{c.cause}` | {c.examples} | {c.signatures} "
-            f"| {c.range} | `{c.command}` |"
+            f"| {'known' if c.known else '**NEW**'} `{c.cause}`"
+            + "".join(f" [{link.rsplit('/', 1)[-1]}]({link})" for link in c.links)
+            + f" | {c.examples} | {c.signatures} | {c.range} | `{c.command}` |"
             for c in search.causes
         ]
         lines.append("")
