@@ -8,7 +8,6 @@ that doubles the output) must not be. Also: a fuzz session writes a results file
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -29,28 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PLAIN = Example.from_id("Gen-Conv2d-module-c2x4-k3-x1x2x6x6")
 
 
-@contextlib.contextmanager
-def pass_scales_its_output(factor: float):
-    """Every replacement function of the pass returns its result times ``factor``."""
-    from torch._inductor.fx_passes import efficient_conv_bn_eval as pass_module
-
-    saved = {}
-    for name in ("efficient_conv_bn_eval", "efficient_conv_bn_eval_decomposed"):
-        original = getattr(pass_module, name, None)
-        if original is None:
-            continue  # the decomposed replacement arrived in 2.4
-
-        def faulty(*args, _original=original, **kwargs):
-            return _original(*args, **kwargs) * factor
-
-        faulty.__module__ = pass_module.__name__
-        saved[name] = original
-        setattr(pass_module, name, faulty)
-    try:
-        yield
-    finally:
-        for name, original in saved.items():
-            setattr(pass_module, name, original)
+def scaled(factor: float):
+    """A fault for ``faulty_pass``: every replacement's output times ``factor``."""
+    return lambda out, name, args: out * factor
 
 
 def _double_the_output(graph):
@@ -80,8 +60,8 @@ def test_every_call_style_compiles_to_one_graph(call):
     assert (obs.outcome, obs.graphs) == (Outcome.FUSED, 1), obs.message
 
 
-def test_a_fault_in_the_pass_is_blamed_on_the_pass():
-    with pass_scales_its_output(1.5):
+def test_a_fault_in_the_pass_is_blamed_on_the_pass(faulty_pass):
+    with faulty_pass(scaled(1.5)):
         verdict = judge(PLAIN)
     assert verdict.outcome is Outcome.WRONG_RESULT, verdict.message
     assert verdict.blame is Blame.PASS
@@ -101,11 +81,11 @@ def test_a_float32_miss_that_float64_does_not_show_is_the_fold_s_rounding():
     assert "the same model in float64 is fused" in verdict.message
 
 
-def test_the_float64_check_excuses_no_fault_of_the_pass(monkeypatch):
+def test_the_float64_check_excuses_no_fault_of_the_pass(monkeypatch, faulty_pass):
     from convbn_compat.checks import oracle
 
     monkeypatch.setattr(oracle, "FLOAT64_CHECK_BELOW", float("inf"))  # check every miss
-    with pass_scales_its_output(1.5):
+    with faulty_pass(scaled(1.5)):
         verdict = judge(PLAIN)
     assert (verdict.outcome, verdict.blame) == (Outcome.WRONG_RESULT, Blame.PASS)
     assert "the same model in float64" not in verdict.message

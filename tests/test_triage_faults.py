@@ -35,38 +35,18 @@ FAULTY = [
 KNOWN = "Gen-Linear-module-c1x2-x1x2x1"  # linear-3d-input, every release
 
 
-@contextlib.contextmanager
-def fault_when_eps_is_not_the_default():
-    from torch._inductor.fx_passes import efficient_conv_bn_eval as pass_module
-
-    saved = {}
-    for name, eps_of in (
-        ("efficient_conv_bn_eval", lambda args, kw: args[0].eps),
-        ("efficient_conv_bn_eval_decomposed", lambda args, kw: args[4]),
-    ):
-        original = getattr(pass_module, name, None)
-        if original is None:
-            continue  # the decomposed replacement arrived in 2.4
-
-        def faulty(*args, _original=original, _eps=eps_of, **kwargs):
-            out = _original(*args, **kwargs)
-            return out * 1.5 if _eps(args, kwargs) != 1e-5 else out
-
-        faulty.__module__ = pass_module.__name__
-        saved[name] = original
-        setattr(pass_module, name, faulty)
-    try:
-        yield
-    finally:
-        for name, original in saved.items():
-            setattr(pass_module, name, original)
+def eps_fault(out, name, args):
+    """Scale the output by 1.5 where the BatchNorm's eps is not the default: the
+    module replacement gets the BatchNorm, the aten one its eps as argument 4."""
+    eps = args[0].eps if name == "efficient_conv_bn_eval" else args[4]
+    return out * 1.5 if eps != 1e-5 else out
 
 
 @pytest.fixture(scope="module")
-def triaged(tmp_path_factory):
+def triaged(tmp_path_factory, faulty_pass):
     tmp = tmp_path_factory.mktemp("triage")
     lines: list[str] = []
-    with fault_when_eps_is_not_the_default():
+    with faulty_pass(eps_fault):
         fuzzer = Fuzzer(
             "cpu", 0, 600, None, None, judge, lines.append, torch_version=torch.__version__
         )
@@ -90,7 +70,7 @@ def test_a_fault_no_row_knows_is_one_new_cause_and_a_known_bug_stays_known(triag
     assert entries["linear-3d-input"]["known"] is True
 
 
-def test_the_new_cause_has_a_standalone_reproducer_that_shows_it(triaged, tmp_path):
+def test_the_new_cause_has_a_standalone_reproducer_that_shows_it(triaged, tmp_path, faulty_pass):
     data, _, _, _ = triaged
     entry = next(e for e in data["fuzz"]["causes"] if not e["known"])
     # Delta debugging left the plainest model with a changed eps.
@@ -100,7 +80,7 @@ def test_the_new_cause_has_a_standalone_reproducer_that_shows_it(triaged, tmp_pa
     script.write_text(standalone_script(ex.id, script.name))
     assert len(script.read_text().splitlines()) <= 60
     for shows, context in (
-        (True, fault_when_eps_is_not_the_default),
+        (True, lambda: faulty_pass(eps_fault)),
         (False, contextlib.nullcontext),
     ):
         torch._dynamo.reset()
