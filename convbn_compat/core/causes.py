@@ -9,6 +9,7 @@ style, groups, the input's rank, ...). One that no row recognises is a new cause
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -188,6 +189,21 @@ def assign(data: dict) -> None:
             case.pop("cause", None)
 
 
+def _as_shown(example_id: str, case: dict) -> dict:
+    """A ``when`` for a new cause that was never fingerprinted (its shrink was cut
+    short): every feature its example has, so that the row matches no more than was
+    seen."""
+    try:
+        ex = generated.Example.from_id(example_id)
+    except generated.IdError:
+        return {"outcome": [case["outcome"]]}
+    when = {f.name: [f.value(ex)] for f in example_features.present(ex)}
+    when["outcome"] = [case["outcome"]]
+    if case.get("exception"):
+        when["exception"] = [case["exception"]]
+    return when
+
+
 def summarise(data: dict) -> list[dict]:
     """One entry per cause of the findings blamed on the pass: known or new, how many
     examples, its minimal example, the release range and the link; for a new one, what
@@ -218,10 +234,14 @@ def summarise(data: dict) -> list[dict]:
         if found.get("representative") and (found.get("shrunk") or not entry["shrunk"]):
             entry["representative"], entry["shrunk"] = found["representative"], found["shrunk"]
         if known is None:
-            entry["seen_on"] = torch_version.split("+")[0]
+            # The release, not the build: a nightly's 2.16.0.dev20261130 is 2.16's, as
+            # a row's range reads it.
+            entry["seen_on"] = str(torch_release(torch_version))
             for key in ("fingerprint", "when", "crash", "suspect", "untested"):
                 if key in found:
                     entry[key] = found[key]
+            if not (entry.get("when") or entry.get("crash")):
+                entry["when"] = _as_shown(entry["representative"], smallest)
         out.append(entry)
     return out
 
@@ -230,7 +250,10 @@ def summarise(data: dict) -> list[dict]:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
+    """A row id from a provisional cause: readable, and unique by a short hash (two
+    crashes in one function of the pass read alike for their first 50 characters)."""
+    digest = hashlib.sha1(text.encode()).hexdigest()[:6]
+    return f"{re.sub(r'[^a-z0-9]+', '-', text.lower()).strip('-')[:50]}-{digest}"
 
 
 def _toml(value) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .generated import FUNCTIONAL_CALLS, Example, is_transposed
+from .generated import CONTROLS, DTYPES, FUNCTIONAL_CALLS, PADDING_MODES, Example, is_transposed
 
 __all__ = ["FEATURES", "Feature", "of_example", "remove"]
 
@@ -35,6 +35,9 @@ class Feature:
     """Its value in the plainest model: the example has the feature when it differs."""
     remove: Callable[[Example], Example]
     """The example with this feature taken away (it may be invalid: check problems())."""
+    domain: tuple = (True,)
+    """Every value the feature can have but the plain one: what a cause's ``when`` lists
+    for it, so that a fault seen with one value is recognised with the others too."""
 
 
 def _as_linear(ex: Example) -> Example:
@@ -95,7 +98,13 @@ FEATURES: tuple[Feature, ...] = (
     Feature("multi_dim", lambda ex: ex.dims > 1, False, _as_1d),
     Feature("grouped", lambda ex: ex.groups > 1, False, _field("groups", 1)),
     Feature("no_bias", lambda ex: not ex.bias, False, _field("bias", True)),
-    Feature("padding_mode", lambda ex: ex.padding_mode, "zeros", _field("padding_mode", "zeros")),
+    Feature(
+        "padding_mode",
+        lambda ex: ex.padding_mode,
+        "zeros",
+        _field("padding_mode", "zeros"),
+        tuple(m for m in PADDING_MODES if m != "zeros"),
+    ),
     Feature(
         "kernel_over_1",
         lambda ex: any(k > 1 for k in ex.kernel),
@@ -128,9 +137,11 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "input_rank",
-        lambda ex: len(ex.input_shape),
+        # Beyond what the layer needs: (N, S, C) for a Linear; a conv's is always 2.
+        lambda ex: len(ex.input_shape) - ex.dims,
         2,
         lambda ex: ex.replace(input_shape=(ex.input_shape[0], ex.in_ch)),
+        (3,),
     ),
     # -- how the model calls it: keyword styles first (towards the positional call of the
     # same kind), then functional and decomposed (towards the module call)
@@ -153,7 +164,13 @@ FEATURES: tuple[Feature, ...] = (
         "bn_momentum_changed", lambda ex: ex.bn_momentum != 0.1, False, _field("bn_momentum", 0.1)
     ),
     # -- how it runs
-    Feature("dtype", lambda ex: ex.dtype, "float32", _field("dtype", "float32")),
+    Feature(
+        "dtype",
+        lambda ex: ex.dtype,
+        "float32",
+        _field("dtype", "float32"),
+        tuple(d for d in DTYPES if d != "float32"),
+    ),
     Feature("autocast", lambda ex: ex.autocast, False, _field("autocast", False)),
     Feature("channels_last", lambda ex: ex.channels_last, False, _field("channels_last", False)),
     Feature("dynamic", lambda ex: ex.dynamic, False, _field("dynamic", False)),
@@ -161,7 +178,13 @@ FEATURES: tuple[Feature, ...] = (
     Feature("extra_user", lambda ex: ex.extra_user, False, _field("extra_user", False)),
     Feature("backward", lambda ex: ex.backward, False, _field("backward", False)),
     Feature("no_inline", lambda ex: not ex.inline, False, _field("inline", True)),
-    Feature("control", lambda ex: ex.control, "none", _field("control", "none")),
+    Feature(
+        "control",
+        lambda ex: ex.control,
+        "none",
+        _field("control", "none"),
+        tuple(c for c in CONTROLS if c != "none"),
+    ),
     Feature("reseeded", lambda ex: ex.stats_seed != 0, False, _field("stats_seed", 0)),
 )
 BY_NAME = {f.name: f for f in FEATURES}

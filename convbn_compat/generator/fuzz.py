@@ -148,6 +148,8 @@ class Fuzzer:
     such examples would only read ``unsupported``, so none is drawn."""
     verdicts: dict = field(default_factory=dict)
     findings: dict = field(default_factory=dict)
+    """(signature, cause) -> Finding: one record each, so that two causes that share a
+    signature (a layer and call style) stay apart."""
     causes: dict = field(default_factory=dict)
     """Cause key (a known cause's id, a new cause's provisional id, or ``sig:`` and the
     signature of a failure not triaged yet) -> CauseSeen."""
@@ -238,6 +240,7 @@ class Fuzzer:
             if finding.cause == seen.key:
                 finding.cause = new_key
         self._rekey()
+        self._regroup()
 
     def _rekey(self) -> None:
         """Failures met before a new cause was known that its row now recognises."""
@@ -279,9 +282,10 @@ class Fuzzer:
             with self.log.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(line) + "\n")
         if sig is not None:
-            finding = self.findings.get(sig)
+            finding = self.findings.get((sig, cause))
             if finding is None:
-                finding = self.findings[sig] = Finding(sig, ex, verdict, ex.id, cause=cause)
+                finding = Finding(sig, ex, verdict, ex.id, cause=cause)
+                self.findings[(sig, cause)] = finding
                 self._note(f"new failure {sig}: {ex.id} ({cause})", force=True)
             elif not finding.shrunk and len(ex.id) < len(finding.example.id):
                 finding.example, finding.verdict = ex, verdict  # the smallest seen
@@ -334,11 +338,12 @@ class Fuzzer:
             return
         self._last_note = now
         counts = ", ".join(f"{v} {k}" for k, v in sorted(self.counts.items()))
-        bugs = sum(1 for s in self.findings if s.blame == Blame.PASS.value)
+        bugs = len({s for s, _ in self.findings if s.blame == Blame.PASS.value})
         steered = f", {self.steered} steered away" if self.steered else ""
         line = (
             f"[fuzz {now - self.started:6.0f} s] {self.examples_run} examples ({counts}"
-            f"{steered}); {len(self.findings)} failure signatures, {bugs} blamed on the "
+            f"{steered}); {len({s for s, _ in self.findings})} failure signatures, {bugs} "
+            "blamed on the "
             f"pass, {sum(1 for k in self.causes if not k.startswith('sig:'))} causes"
         )
         self.progress(f"{line}{' | ' + text if text else ''}")
@@ -419,10 +424,30 @@ class Fuzzer:
         for seen in list(self.causes.values()):
             self._triage(seen)
 
+    def _regroup(self) -> None:
+        """Findings whose cause changed (a new cause recognised them): one per
+        (signature, cause) again, their counts added, the smallest example kept."""
+        regrouped: dict = {}
+        for finding in self.findings.values():
+            key = (finding.signature, finding.cause)
+            kept = regrouped.get(key)
+            if kept is None:
+                regrouped[key] = finding
+                continue
+            kept.count += finding.count
+            rank = (not finding.shrunk, len(finding.example.id))
+            if rank < (not kept.shrunk, len(kept.example.id)):
+                kept.example, kept.verdict, kept.shrunk = (
+                    finding.example,
+                    finding.verdict,
+                    finding.shrunk,
+                )
+        self.findings = regrouped
+
     def _mark_shrunk(self, seen: CauseSeen) -> None:
         """The cause's minimal example stands for its signature too."""
         sig = signature(seen.example, seen.verdict)
-        finding = self.findings.get(sig)
+        finding = self.findings.get((sig, seen.key))
         if finding is not None and seen.shrunk:
             finding.example, finding.verdict, finding.shrunk = seen.example, seen.verdict, True
 
@@ -513,8 +538,8 @@ def write_results(fuzzer: Fuzzer, writer: results.ResultsWriter, complete: bool)
         "elapsed_s": round(elapsed, 1),
         "examples_per_minute": round(60 * fuzzer.examples_run / max(elapsed, 1e-9), 1),
         "counts": fuzzer.counts,
-        "signatures": len(fuzzer.findings),
-        "blamed_on_pass": sum(1 for s in fuzzer.findings if s.blame == Blame.PASS.value),
+        "signatures": len({s for s, _ in fuzzer.findings}),
+        "blamed_on_pass": len({s for s, _ in fuzzer.findings if s.blame == Blame.PASS.value}),
         "triage": _triage_json(fuzzer),
     }
     known_causes.assign(writer.data)
@@ -698,21 +723,20 @@ def _merge(paths: list[Path], workers: int, elapsed: float) -> dict:
         for key in ("seed", "budget_s", "database", "cause_budget"):
             fuzz.setdefault(key, part.get(key))
         for case in data["cases"]:
-            kept = by_sig.get(case["signature"])
+            key = (case["signature"], case.get("cause"))  # two causes of one signature
+            kept = by_sig.get(key)
             if kept is None:
-                by_sig[case["signature"]] = dict(case)
+                by_sig[key] = dict(case)
                 continue
             total = kept["examples_with_signature"] + case["examples_with_signature"]
-            cause = kept.get("cause")
-            if case.get("cause") in part.get("triage", {}):
-                cause = case["cause"]  # a worker that triaged it knows its cause best
             if (not case["shrunk"], len(case["id"])) < (not kept["shrunk"], len(kept["id"])):
                 kept.update(case)
-            kept["examples_with_signature"], kept["cause"] = total, cause
+            kept["examples_with_signature"] = total
     fuzz["elapsed_s"] = round(elapsed, 1)
     fuzz["examples_per_minute"] = round(60 * fuzz["examples"] / max(elapsed, 1e-9), 1)
-    fuzz["signatures"] = len(by_sig)
-    fuzz["blamed_on_pass"] = sum(1 for c in by_sig.values() if c["blame"] == Blame.PASS.value)
+    fuzz["signatures"] = len({sig for sig, _ in by_sig})
+    blamed = {c["signature"] for c in by_sig.values() if c["blame"] == Blame.PASS.value}
+    fuzz["blamed_on_pass"] = len(blamed)
     fuzz["triage"] = triaged
     cases = sorted(by_sig.values(), key=lambda c: (c["blame"] != Blame.PASS.value, c["signature"]))
     return {"cases": cases, "fuzz": fuzz, "complete": complete}

@@ -43,14 +43,19 @@ class Fingerprint:
     """The example with every feature removed that its failure does not need."""
     essential: dict = field(default_factory=dict)
     """Feature name -> value: taking it away loses the failure."""
-    untested: list = field(default_factory=list)
-    """Features whose removal makes no valid model, or that the time limit left untried."""
+    untested: dict = field(default_factory=dict)
+    """Feature name -> value: features whose removal makes no valid model, or that the
+    time limit left untried. A row keeps them: it must not match more than was shown."""
     judged: int = 0
+    """Examples the oracle judged for it (each once)."""
     complete: bool = True
 
     def when(self, outcome: str, exception: str | None) -> dict:
-        """The fingerprint as a cause row's ``when``."""
-        out = {k: [v] for k, v in self.essential.items() if v is not None}
+        """The fingerprint as a cause row's ``when``: each essential (and untested)
+        feature with every value it can take but the plain one, so that one fault seen
+        with reflect and with circular padding is one cause."""
+        kept = {**self.untested, **self.essential}
+        out = {k: list(features.BY_NAME[k].domain) for k in sorted(kept)}
         out["outcome"] = [outcome]
         if exception:
             out["exception"] = [exception]
@@ -58,8 +63,9 @@ class Fingerprint:
 
     @property
     def text(self) -> str:
-        """``conv+padding_mode=reflect``: true features by name, others with their value."""
-        parts = [k if v is True else f"{k}={v}" for k, v in sorted(self.essential.items())]
+        """``conv+padding_mode``: the features the failure cannot do without (and any
+        that could not be tried, marked ``?``)."""
+        parts = sorted(self.essential) + [f"{k}?" for k in sorted(self.untested)]
         return "+".join(parts) or "plain"
 
 
@@ -73,31 +79,17 @@ def fingerprint(
 
     ``judge(example)`` returns the oracle's verdict, or None where it could not run (a
     spent budget). ``deadline`` (``time.monotonic()``) bounds the whole search."""
-    judged = 0
+    seen: dict[str, object] = {}
 
     def still_fails(candidate: Example) -> bool | None:
-        nonlocal judged
-        if deadline is not None and time.monotonic() >= deadline:
-            return None
-        judged += 1
-        got = judge(candidate)
+        if candidate.id not in seen:  # asked again at the fixed point: no second run
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            seen[candidate.id] = judge(candidate)
+        got = seen[candidate.id]
         return None if got is None else same_failure(got, verdict)
 
-    current, complete = example, True
-    changed = True
-    while changed:
-        changed = False
-        for feat in features.present(current):
-            smaller = features.remove(current, feat)
-            if smaller is None:
-                continue
-            fails = still_fails(smaller)
-            if fails is None:
-                complete = False
-                break
-            if fails:
-                current, changed = smaller, True
-                break
+    current, complete = _reduce(example, still_fails)
     result = Fingerprint(current, complete=complete)
     for feat in features.present(current):
         smaller = features.remove(current, feat)
@@ -107,6 +99,26 @@ def fingerprint(
         if fails is False:
             result.essential[feat.name] = feat.value(current)
         else:
-            result.untested.append(feat.name)
-    result.judged = judged
+            result.untested[feat.name] = feat.value(current)
+    result.judged = sum(1 for v in seen.values() if v is not None)
     return result
+
+
+def _reduce(example: Example, still_fails) -> tuple[Example, bool]:
+    """Take features away one at a time while the failure stays, to a fixed point; and
+    whether every removal could be tried."""
+    current = example
+    changed = True
+    while changed:
+        changed = False
+        for feat in features.present(current):
+            smaller = features.remove(current, feat)
+            if smaller is None:
+                continue
+            fails = still_fails(smaller)
+            if fails is None:
+                return current, False
+            if fails:
+                current, changed = smaller, True
+                break
+    return current, True

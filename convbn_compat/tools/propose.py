@@ -66,10 +66,15 @@ def propose(
 ) -> Path:
     """Replay each new cause of a fuzz run and write its proposed rows; returns where."""
     new = new_causes(results)
+    # One replay for all: each environment is built (and discarded) once.
+    examples = list(dict.fromkeys(e["representative"] for e in new))
+    replayed = replay(examples, device, root, keys, progress=progress, discard=discard)
     for entry in new:
-        example = entry["representative"]
-        seen = replay([example], device, root, keys, progress=progress, discard=discard)[example]
+        seen = replayed[entry["representative"]]
         entry["replay"] = release_range(seen)
+        died = [k for k, word in seen.items() if word.startswith("error (exit")]
+        if died:
+            entry["replay"] += f"; the script died in {', '.join(died)} (read those by hand)"
         try:
             entry["releases"] = release_specifier(seen) or None
         except ConfigError as exc:
