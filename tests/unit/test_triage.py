@@ -244,3 +244,40 @@ def test_a_new_cause_sharing_a_known_one_s_signature_is_not_hidden(tmp_path, cap
     counted = {e["cause"]: e["examples"] for e in data["fuzz"]["causes"]}
     triaged = data["fuzz"]["triage"]
     assert counted["linear-3d-input"] == triaged["linear-3d-input"]["examples"]
+
+
+def test_one_fault_seen_with_several_values_of_a_feature_is_one_cause(tmp_path):
+    def oracle(ex, device):  # any padding mode but zeros
+        if ex.padding_mode != "zeros":
+            return _Verdict(Outcome.WRONG_RESULT, Blame.PASS)
+        return planted_oracle(ex, device)
+
+    data, status = _planted_run(tmp_path, oracle)
+    assert status == 4
+    new = {c["cause"] for c in data["cases"] if c["blame"] == "pass" and "new" in c["cause"]}
+    modes = {c["id"].split("-pm")[1].split("-")[0] for c in data["cases"] if "-pm" in c["id"]}
+    assert len(modes) > 1, modes  # the search met more than one mode
+    assert new == {"new:wrong-result[conv+padding_mode]"}, new
+
+
+def test_a_new_cause_never_fingerprinted_gets_a_row_that_loads_and_matches_no_more(tmp_path):
+    from convbn_compat.core.record import CaseRecord
+
+    record = CaseRecord.from_verdict(
+        _Verdict(Outcome.WRONG_RESULT, Blame.PASS), "generated"
+    ).to_json()
+    record.update(id="Gen-Conv2d-fpos-c2x2-k3-nobias-x1x2x4x4-bnall", signature="s", shrunk=False)
+    record["examples_with_signature"] = 3
+    data = {"environment": {"torch": "2.16.0.dev20261130+cpu"}, "cases": [record], "fuzz": {}}
+    causes.assign(data)
+    (entry,) = causes.summarise(data)
+    assert entry["cause"].startswith("new:")
+    assert entry["seen_on"] == "2.16.0"
+    path = tmp_path / "rows.toml"
+    path.write_text(causes.proposed_rows([entry]))
+    (row,) = causes.load(path).rows
+    assert row.when["no_bias"] == [True]
+    assert row.when["functional"] == [True]
+    assert row.in_range("2.16.0.dev20261130+cpu")
+    plain = CaseRecord.from_json({**record, "id": "Gen-Conv2d-fpos-c2x2-k3-x1x2x4x4-bnall"})
+    assert causes.Causes([row]).recognise(plain, "2.16.0") is None
