@@ -115,7 +115,7 @@ DOCS = ROOT / "docs"
 INPUTS = {
     "results": [RESULTS],
     "everything": [RESULTS, DOCS / "fuzz", DOCS / "reach", DOCS / "benefit"],
-    "one-fuzz-file": [DOCS / "fuzz" / "fuzz-2.15-cpu.json"],
+    "one-fuzz-file": [DOCS / "fuzz" / "fuzz-2.15-cpu-10min-fresh-clone.json"],
 }
 
 
