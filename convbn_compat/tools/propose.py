@@ -16,7 +16,7 @@ from pathlib import Path
 from ..core import causes
 from ..core.errors import ConfigError
 from ..core.results import atomic_write_text, load_run
-from .repro import _failing, release_range, replay
+from .repro import _failing, first_and_fix, release_range, replay
 
 __all__ = ["new_causes", "propose", "release_specifier"]
 
@@ -24,16 +24,15 @@ __all__ = ["new_causes", "propose", "release_specifier"]
 def release_specifier(outcomes: dict[str, str]) -> str:
     """The PEP 440 range of the releases where the outcomes are wrong or failing, for a
     cause's ``releases``: ``>=2.5,<2.13``, ``>=2.2``; empty where none is."""
-    keys = list(outcomes)
-    bad = [k for k in keys if _failing(outcomes[k])]
-    if not bad:
+    first, fixed = first_and_fix(outcomes)
+    if first is None:
         return ""
-    first = bad[0]
-    fixed = next((k for k in keys[keys.index(first) :] if not _failing(outcomes[k])), None)
     if fixed is None:
         return f">={first}"
+    keys = list(outcomes)
     back = [k for k in keys[keys.index(fixed) :] if _failing(outcomes[k])]
     if back:  # broken again after a fix: the row would need two ranges; say so
+        bad = [k for k in keys if _failing(outcomes[k])]
         raise ConfigError(
             f"wrong or failing in {', '.join(bad)}: not one range (fixed in {fixed}, then "
             f"again in {back[0]}); write its releases by hand"
@@ -41,15 +40,21 @@ def release_specifier(outcomes: dict[str, str]) -> str:
     return f">={first},<{fixed}"
 
 
-def new_causes(results: Path) -> list[dict]:
-    """The causes a fuzz run found that no row of ``causes.toml`` knows (now)."""
+def _read(results: Path) -> tuple[object, list[dict]]:
+    """A fuzz run, and its causes read against the causes table as it is now (a cause
+    added since the run reads as known; files from before causes existed read too)."""
     run = load_run(results)
     if run.data.get("kind") != "fuzz":
         kind = run.data.get("kind")
         raise ConfigError(f"{results} is not a fuzz run's results (its kind is {kind!r})")
     data = copy.deepcopy(run.data)
-    causes.assign(data)  # a cause added to the table since the run is known now
-    new = [e for e in causes.summarise(data) if not e["known"]]
+    causes.assign(data)
+    return run, causes.summarise(data)
+
+
+def new_causes(results: Path) -> list[dict]:
+    """The causes a fuzz run found that no row of ``causes.toml`` knows (now)."""
+    new = [e for e in _read(results)[1] if not e["known"]]
     if not new:
         raise ConfigError(f"{results}: its run found no new cause; nothing to propose")
     return new
@@ -89,14 +94,8 @@ def triage_lines(results: Path, markdown: bool = False) -> tuple[list[str], int,
     """A fuzz run's causes, one line each, read against the causes table as it is now
     (a cause added since the run reads as known); how many are new; whether the run
     finished."""
-    run = load_run(results)
-    if run.data.get("kind") != "fuzz":
-        kind = run.data.get("kind")
-        raise ConfigError(f"{results} is not a fuzz run's results (its kind is {kind!r})")
+    run, entries = _read(results)
     fuzz = run.data.get("fuzz", {})
-    data = copy.deepcopy(run.data)
-    causes.assign(data)  # against the table as it is now: files from before it read too
-    entries = causes.summarise(data)
     new = [e for e in entries if not e["known"]]
     minutes = (fuzz.get("elapsed_s") or 0) / 60
     figures = (

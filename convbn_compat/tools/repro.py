@@ -259,16 +259,24 @@ def _failing(word: str) -> bool:
     return word in {o.value for o in Outcome if o.is_failure}
 
 
+def first_and_fix(outcomes: dict[str, str]) -> tuple[str | None, str | None]:
+    """The first release (in the outcomes' order) where a case is wrong or errors, and
+    the first after it where it no longer is (None where it stays broken)."""
+    keys = list(outcomes)
+    first = next((k for k in keys if _failing(outcomes[k])), None)
+    if first is None:
+        return None, None
+    after = keys[keys.index(first) :]
+    return first, next((k for k in after if not _failing(outcomes[k])), None)
+
+
 def release_range(outcomes: dict[str, str]) -> str:
     """'2.5 to 2.15', 'from 2.2, fixed in 2.13' ...: where a case is wrong or errors."""
-    keys = list(outcomes)
-    bad = [k for k in keys if _failing(outcomes[k])]
-    if not bad:
+    first, fixed = first_and_fix(outcomes)
+    if first is None:
         return "never wrong or failing"
-    first = bad[0]
-    after = keys[keys.index(first) :]
-    fixed = next((k for k in after if not _failing(outcomes[k])), None)
     if fixed is None:
+        keys = list(outcomes)
         return f"from {first} to {keys[-1]} (the newest tested): not fixed"
     return f"from {first}, fixed in {fixed}"
 
