@@ -14,7 +14,6 @@ CONVBN_TORCH_INDEX=<url>|default picks where torch comes from (see README).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -218,15 +217,11 @@ def _tests(session: nox.Session, release: Release, flavour: str) -> None:
 def _warm(session: nox.Session, release: Release, flavour: str) -> None:
     cold_name = release.session(flavour)
     cold = _results_dir() / f"{cold_name}.json"
-    try:
-        python = json.loads(cold.read_text(encoding="utf-8"))["environment"]["python_executable"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        session.error(
-            f"no cold run to check against: {cold} ({exc.__class__.__name__}). "
-            f"Run `nox -s {cold_name}` first"
-        )
+    if not cold.is_file():
+        session.error(f"no cold run to check against: {cold}. Run `nox -s {cold_name}` first")
     # The cold run's own environment and compile cache: only the cache's state differs.
-    installed = Installed(Path(python).parent.parent)
+    installed = Installed(env_dir(ROOT, cold_name))
+    python = str(installed.venv / "bin" / "python")
     if not Path(python).is_file() or not installed.record.is_file():
         session.error(
             f"{cold_name}'s environment ({installed.venv}) is gone; run `nox -s {cold_name}`"

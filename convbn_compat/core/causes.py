@@ -9,6 +9,7 @@ style, groups, the input's rank, ...). One that no row recognises is a new cause
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -20,6 +21,7 @@ from packaging.specifiers import SpecifierSet
 from . import features as example_features
 from . import generated
 from .errors import ConfigError
+from .outcomes import Blame
 from .record import CaseRecord
 from .tables import checked_row, read_rows
 from .versions import torch_release
@@ -29,11 +31,13 @@ __all__ = [
     "Cause",
     "Causes",
     "assign",
+    "cause_of",
     "crash_state",
     "features",
     "load",
     "proposed_rows",
     "provisional_cause",
+    "representative",
     "summarise",
 ]
 
@@ -171,77 +175,89 @@ def provisional_cause(record, fingerprint: str | None = None) -> str:
     return f"new:{record.outcome}/{record.exception or '-'}/{layer}"
 
 
-def assign(data: dict) -> None:
-    """Give every finding its cause: a known one (``core/causes.toml``), else the new
-    cause the search gave it (by crash state or fingerprint), else a provisional one by
-    crash state, or for an untriaged wrong result by outcome and layer."""
-    table = load()
-    torch_version = data["environment"]["torch"]
-    for case in data["cases"]:
-        record = CaseRecord.from_json(case)
-        known = table.recognise(record, torch_version)
-        if known is not None:
-            case["cause"] = known.id
-        elif case.get("blame") == "pass":
-            given = case.get("cause") or ""
-            case["cause"] = given if given.startswith("new:") else provisional_cause(record)
-        else:  # not the pass's: no cause of the pass (and no field: records omit nulls)
-            case.pop("cause", None)
+def cause_of(record: CaseRecord, torch_version: str, table: Causes) -> str | None:
+    """The one rule for a failure's cause: a known row's id where one recognises it;
+    else, for a failure blamed on the pass, the new cause the search gave it (by crash
+    state or fingerprint) or a provisional one; else None (not the pass's, or no
+    failure)."""
+    known = table.recognise(record, torch_version)
+    if known is not None:
+        return known.id
+    if record.blame is Blame.PASS:
+        given = record.cause or ""
+        return given if given.startswith("new:") else provisional_cause(record)
+    return None
 
 
-def _as_shown(example_id: str, case: dict) -> dict:
+def assign(run, table: Causes) -> None:
+    """Give every record of a run (``results.Run``) its cause, by ``cause_of``."""
+    run.records = [dataclasses.replace(r, cause=cause_of(r, run.torch, table)) for r in run.records]
+
+
+def representative(records: list[CaseRecord], triaged=None) -> tuple[str, bool]:
+    """The one rule for a cause's representative: the search's own triaged example
+    where it is shrunk (or nothing else is), else the shrunk and shortest record."""
+    smallest = min(records, key=lambda r: (not r.shrunk, len(r.id)))
+    pick = (smallest.id, bool(smallest.shrunk))
+    if triaged is not None and triaged.representative and (triaged.shrunk or not pick[1]):
+        pick = (triaged.representative, triaged.shrunk)
+    return pick
+
+
+def _as_shown(example_id: str, record: CaseRecord) -> dict:
     """A ``when`` for a new cause that was never fingerprinted (its shrink was cut
     short): every feature its example has, so that the row matches no more than was
     seen."""
     try:
         ex = generated.Example.from_id(example_id)
     except generated.IdError:
-        return {"outcome": [case["outcome"]]}
+        return {"outcome": [str(record.outcome)]}
     when = {f.name: [f.value(ex)] for f in example_features.present(ex)}
-    when["outcome"] = [case["outcome"]]
-    if case.get("exception"):
-        when["exception"] = [case["exception"]]
+    when["outcome"] = [str(record.outcome)]
+    if record.exception:
+        when["exception"] = [record.exception]
     return when
 
 
-def summarise(data: dict) -> list[dict]:
-    """One entry per cause of the findings blamed on the pass: known or new, how many
-    examples, its minimal example, the release range and the link; for a new one, what
-    its proposed row needs."""
-    table = load()
-    triaged = data.get("fuzz", {}).get("triage", {})
-    by_cause: dict[str, list[dict]] = {}
-    for case in data["cases"]:
-        if case.get("blame") == "pass":
-            by_cause.setdefault(case.get("cause") or "new:?", []).append(case)
+def summarise(run, table: Causes) -> list:
+    """One ``results.FoundCause`` per cause of a run's findings blamed on the pass:
+    known or new, how many examples, its representative, the release range and the
+    link; for a new one, what its proposed row needs. Reads each record's ``cause``
+    (``assign`` gave it)."""
+    from .results import FoundCause
+
+    triaged = (run.fuzz.triage if run.fuzz else None) or {}
+    by_cause: dict[str, list[CaseRecord]] = {}
+    for record in run.records:
+        if record.blame is Blame.PASS:
+            by_cause.setdefault(record.cause or "new:?", []).append(record)
     out = []
-    torch_version = data["environment"]["torch"]
-    for cause_id, cases_ in sorted(by_cause.items(), key=lambda kv: kv[0].startswith("new")):
+    torch_version = run.torch
+    for cause_id, records in sorted(by_cause.items(), key=lambda kv: kv[0].startswith("new")):
         known = table.by_id.get(cause_id)
-        smallest = min(cases_, key=lambda c: (not c.get("shrunk"), len(c["id"])))
-        entry = {
-            "cause": cause_id,
-            "known": known is not None,
-            "examples": sum(c.get("examples_with_signature") or 1 for c in cases_),
-            "signatures": len(cases_),
-            "representative": smallest["id"],
-            "shrunk": bool(smallest.get("shrunk")),
-            "range": str(known.releases) if known else f"seen on torch {torch_version}",
-            "links": list(known.links) if known else [],
-            "title": known.title if known else smallest["message"].splitlines()[0][:160],
-        }
-        found = triaged.get(cause_id, {})
-        if found.get("representative") and (found.get("shrunk") or not entry["shrunk"]):
-            entry["representative"], entry["shrunk"] = found["representative"], found["shrunk"]
+        found = triaged.get(cause_id)
+        rep, shrunk = representative(records, found)
+        first = next((r for r in records if r.id == rep), min(records, key=lambda r: len(r.id)))
+        entry = FoundCause(
+            cause=cause_id,
+            known=known is not None,
+            examples=sum(r.examples_with_signature or 1 for r in records),
+            signatures=len(records),
+            representative=rep,
+            shrunk=shrunk,
+            range=str(known.releases) if known else f"seen on torch {torch_version}",
+            links=list(known.links) if known else [],
+            title=known.title if known else (first.message.splitlines() or ["?"])[0][:160],
+        )
         if known is None:
             # The release, not the build: a nightly's 2.16.0.dev20261130 is 2.16's, as
             # a row's range reads it.
-            entry["seen_on"] = str(torch_release(torch_version))
-            for key in ("fingerprint", "when", "crash", "suspect", "untested"):
-                if key in found:
-                    entry[key] = found[key]
-            if not (entry.get("when") or entry.get("crash")):
-                entry["when"] = _as_shown(entry["representative"], smallest)
+            entry.seen_on = str(torch_release(torch_version))
+            if found is not None:
+                for key in ("fingerprint", "when", "crash", "suspect", "untested"):
+                    setattr(entry, key, getattr(found, key))
+            if not (entry.when or entry.crash):
+                entry.when = _as_shown(entry.representative, first)
         out.append(entry)
     return out
 
@@ -263,15 +279,16 @@ def _toml(value) -> str:
     return json.dumps(value)
 
 
-def proposed_rows(entries: list[dict]) -> str:
+def proposed_rows(entries: list) -> str:
     """Rows for ``core/causes.toml``, one per new cause of a run (``fuzz.causes``)."""
     blocks = [
         "# Proposed by a fuzz run: one row per NEW cause. Check each, give it a title and a\n"
         "# link, and move it into convbn_compat/core/causes.toml.\n"
     ]
-    for entry in entries:
-        if entry["known"]:
+    for found in entries:
+        if found.known:
             continue
+        entry = found.to_json()
         row: dict = {
             "id": _slug(entry["cause"].removeprefix("new:")),
             "title": entry["title"],

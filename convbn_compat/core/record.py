@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,8 @@ class CaseRecord:
     expectation_reason: str | None = None
     warnings: list[str] | None = None
     status: Status | None = None
+    run: str | None = None
+    """The run of its results file that recorded it (``r1``, ``r2``: the file's ``runs``)."""
     # Generated examples (the found cases and fuzz findings): the oracle's verdict.
     blame: Blame | None = None
     fire_count_pass_off: int | None = None
@@ -106,6 +109,8 @@ class CaseRecord:
             value = getattr(self, name)
             if value is None and name not in GROUPS["core"]:
                 continue
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None  # JSON holds no NaN or Infinity; the message says what it was
             out[name] = value.value if isinstance(value, enum.Enum) else value
         out.update(self.extra)
         return out

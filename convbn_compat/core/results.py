@@ -1,43 +1,65 @@
-"""The results file each run writes (``<results dir>/<session>.json``), and its reader.
+"""The results file each run writes (``<results dir>/<session>.json``): one typed
+document, with one reader (``load_run``) and one writer (``ResultsWriter``).
 
-Schema ``convbn-compat/results`` version 1 (documented in ``docs/results-schema.md``).
-The file is rewritten atomically after every case, so a killed run leaves a valid file
-holding every case that finished, with ``"complete": false``. ``load_run`` is the one
-reader: every file the report, the CLI and the tools read goes through its checks.
+Schema ``convbn-compat/results`` version 2, shipped as ``results.schema.json`` beside
+this module (``docs/results-schema.md`` is generated from it). Every file is checked
+against it with ``jsonschema`` before anything reads a field, and the checks a schema
+cannot say (a release that does not match the torch tested, one cell twice, a case
+naming a run the file lacks) follow; each refusal is a ConfigError naming the file, the
+field and the fix. Version 1 files (no ``runs``) are read as one run.
+
+A file is rewritten atomically after every case, so a killed run leaves a valid file
+holding every case that finished. A run of part of a session (``-k``, node ids,
+``--lf``, a Ctrl-C) writes into the session's existing file: each cell it runs replaces
+that cell's older record, every other cell stays, and ``runs`` says which run recorded
+which cell, when, and what it selected.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import functools
 import json
 import os
 import platform
 import sys
 import tempfile
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError, NotResults
 from .record import CaseRecord, RecordError
-from .releases import FLAVOURS, INSTALLED, RELEASES, get_release
-from .versions import release_of
+from .releases import FLAVOURS, INSTALLED, NIGHTLY, RELEASES, get_release
+from .versions import is_prerelease_build, release_of
 
 __all__ = [
     "DEFAULT_DIR",
     "KINDS",
     "SCHEMA",
+    "SCHEMA_FILE",
     "SCHEMA_VERSION",
+    "BenefitSection",
+    "Environment",
+    "FuzzSection",
     "ResultsWriter",
     "Run",
+    "RunEntry",
     "RunIdentity",
+    "Selection",
     "add_run_options",
     "environment_info",
     "load_run",
+    "parse_json",
     "read_json",
 ]
 
 SCHEMA = "convbn-compat/results"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: ``runs`` and each case's ``run`` (reruns merge into one file); 1: one run a file."""
+SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
 KINDS = ("tests", "fuzz", "reach", "benefit")
 """What a results file can be the results of (its ``kind``; absent means ``tests``)."""
 RECORD_KEY = "convbn_case"
@@ -162,8 +184,14 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def dump_json(data: object) -> str:
+    """JSON as every file of ours is written: indented, and never NaN or Infinity (which
+    JSON cannot hold, and a browser's JSON.parse refuses)."""
+    return json.dumps(data, indent=1, sort_keys=False, allow_nan=False) + "\n"
+
+
 def atomic_write_json(path: Path, data: dict) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
+    atomic_write_text(path, dump_json(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -182,94 +210,606 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-class ResultsWriter:
-    """Accumulates case records and keeps ``path`` a valid, current results file."""
+# -- the document's parts: typed, each with its JSON ------------------------------
 
-    def __init__(self, path: Path, run: dict, environment: dict | None = None) -> None:
-        self.path = path
-        self.data = {
+
+class _Part:
+    """A dataclass that is one object of the file: ``from_json`` after the schema has
+    checked it, ``to_json`` writing every field that is not None, in field order."""
+
+    _ALWAYS: typing.ClassVar[tuple[str, ...]] = ()
+    """Fields written even when None (the schema requires them, null allowed)."""
+
+    @classmethod
+    def from_json(cls, data: dict):
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name in data:
+                kwargs[f.name] = _typed(hints[f.name], data[f.name])
+        return cls(**kwargs)
+
+    def to_json(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.name not in self._ALWAYS:
+                continue
+            out[f.name] = _plain(value)
+        return out
+
+
+def _typed(hint, value):
+    """``value`` (already checked by the schema) as ``hint`` holds it."""
+    if value is None:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        inner = [a for a in args if a is not type(None)]
+        return _typed(inner[0], value) if len(inner) == 1 else value
+    if isinstance(hint, type) and issubclass(hint, _Part):
+        return hint.from_json(value)
+    if origin is list:
+        return [_typed(args[0], v) for v in value] if args else list(value)
+    if origin is dict:
+        return {k: _typed(args[1], v) for k, v in value.items()} if args else dict(value)
+    return value
+
+
+def _plain(value):
+    if isinstance(value, _Part):
+        return value.to_json()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class Gpu(_Part):
+    name: str
+    capability: str
+
+
+@dataclass
+class Environment(_Part):
+    """What was under test, as the process that ran the cells saw it."""
+
+    torch: str
+    torch_git: str | None = None
+    cuda: str | None = None
+    cudnn: int | None = None
+    python: str | None = None
+    python_executable: str | None = None
+    platform: str | None = None
+    cpu_count: int | None = None
+    gpus: list[Gpu] = field(default_factory=list)
+    _ALWAYS = ("torch_git", "cuda", "cudnn", "python", "python_executable", "platform")
+
+
+@dataclass
+class Install(_Part):
+    """The environment's install record (``sessions/install.py``)."""
+
+    backend: str | None = None
+    bytecode: str | None = None
+    commands: list[str] | None = None
+    compile_bytecode: bool | None = None
+    torch_index: str | None = None
+
+
+@dataclass
+class Selection(_Part):
+    """What one run was asked to run."""
+
+    args: list[str]
+    selected: int
+    full: bool
+    keyword: str | None = None
+    markers: str | None = None
+    last_failed: bool | None = None
+    deselected: int | None = None
+
+    def describe(self) -> str:
+        if self.full:
+            return f"all {self.selected} cells"
+        words = [f"-k {self.keyword!r}"] if self.keyword else []
+        words += [f"-m {self.markers!r}"] if self.markers else []
+        words += ["--lf"] if self.last_failed else []
+        named = [a.rpartition("[")[2].rstrip("]") for a in self.args if "[" in a]
+        words += named[:3] + ([f"and {len(named) - 3} more"] if len(named) > 3 else [])
+        return f"{self.selected} cells ({' '.join(words) or 'part of the suite'})"
+
+
+@dataclass
+class RunEntry(_Part):
+    """One run that wrote cells into the file."""
+
+    id: str
+    started: str
+    finished: str | None
+    interrupted: bool
+    cells: int = 0
+    pytest_exitstatus: int | None = None
+    selection: Selection | None = None
+    _ALWAYS = ("finished",)
+
+
+@dataclass
+class Triaged(_Part):
+    """A cause as one search triaged it: its representative and its fingerprint."""
+
+    representative: str
+    shrunk: bool
+    examples: int | None = None
+    suspect: str | None = None
+    fingerprint: str | None = None
+    when: dict[str, list] | None = None
+    crash: dict[str, str] | None = None
+    untested: list[str] | None = None
+    judged: int | None = None
+    complete: bool | None = None
+
+
+@dataclass
+class FoundCause(_Part):
+    """One cause of a search's findings blamed on the pass (``causes.summarise``)."""
+
+    cause: str
+    known: bool
+    examples: int
+    signatures: int
+    representative: str
+    shrunk: bool
+    range: str
+    links: list[str]
+    title: str
+    seen_on: str | None = None
+    fingerprint: str | None = None
+    when: dict[str, list] | None = None
+    crash: dict[str, str] | None = None
+    suspect: str | None = None
+    untested: list[str] | None = None
+    releases: str | None = None
+    replay: str | None = None
+
+
+@dataclass
+class FuzzSection(_Part):
+    """A search: how it was asked to run, what it judged, and its causes."""
+
+    seed: int | None = None
+    budget_s: float | None = None
+    max_examples: int | None = None
+    database: str | None = None
+    workers: int | None = None
+    rounds: int | None = None
+    examples: int | None = None
+    steered: int | None = None
+    cause_budget: int | None = None
+    elapsed_s: float | None = None
+    examples_per_minute: float | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    signatures: int | None = None
+    blamed_on_pass: int | None = None
+    triage: dict[str, Triaged] | None = None
+    causes: list[FoundCause] | None = None
+
+
+@dataclass
+class BenefitConfig(_Part):
+    config: str | None = None
+    compile_s: float | None = None
+    peak_step_bytes: int | None = None
+    held_for_backward_bytes: int | None = None
+    peak_bytes: int | None = None
+    step_s: float | None = None
+    step_s_all: list[float] | None = None
+    fire_count: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class BenefitSection(_Part):
+    """What the pass saves: memory and time, flag on against off and eager."""
+
+    model: str
+    device: str
+    configs: dict[str, BenefitConfig] = field(default_factory=dict)
+    input: list[int] | None = None
+    steps: int | None = None
+    method: str | None = None
+    summary: dict[str, float | None] | None = None
+    pr_figures_gb: dict[str, float] | None = None
+
+
+# -- the document ----------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One results file: its header, its runs, its records and its kind's section."""
+
+    session: str
+    environment: Environment
+    records: list[CaseRecord] = field(default_factory=list)
+    kind: str = "tests"
+    release: str | None = None
+    """The release-table key Nox gave (``release_key`` falls back on the torch)."""
+    flavour: str | None = None
+    install: Install | None = None
+    started: str = ""
+    finished: str | None = None
+    complete: bool = False
+    pytest_exitstatus: int | None = None
+    runs: list[RunEntry] = field(default_factory=list)
+    fuzz: FuzzSection | None = None
+    benefit: BenefitSection | None = None
+    path: Path | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def torch(self) -> str:
+        return self.environment.torch
+
+    @property
+    def release_key(self) -> str:
+        """The release-table key the run tested (from its torch where Nox gave none)."""
+        return self.release or release_of(self.torch)
+
+    @property
+    def flavour_key(self) -> str:
+        return self.flavour or INSTALLED
+
+    def run_of(self, record: CaseRecord) -> RunEntry | None:
+        """The run that recorded ``record``; for a version-1 file, its one run."""
+        return next((r for r in self.runs if r.id == record.run), None) or (
+            self.runs[0] if len(self.runs) == 1 else None
+        )
+
+    def to_json(self) -> dict:
+        """The file as the schema orders it (always the newest version)."""
+        out: dict[str, Any] = {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
-            **run,
-            "started": _now(),
-            "finished": None,
-            "complete": False,
-            "environment": environment if environment is not None else environment_info(),
-            "cases": [],
+            "session": self.session,
         }
+        if self.kind != "tests":
+            out["kind"] = self.kind
+        out |= {"release": self.release, "flavour": self.flavour}
+        out["install"] = self.install.to_json() if self.install else None
+        out |= {"started": self.started, "finished": self.finished, "complete": self.complete}
+        out["environment"] = self.environment.to_json()
+        if self.pytest_exitstatus is not None:
+            out["pytest_exitstatus"] = self.pytest_exitstatus
+        out["runs"] = [r.to_json() for r in self.runs]
+        out["cases"] = [r.to_json() for r in self.records]
+        if self.fuzz is not None:
+            out["fuzz"] = self.fuzz.to_json()
+        if self.benefit is not None:
+            out["benefit"] = self.benefit.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict, path: Path | None = None) -> Run:
+        """A document the schema has checked (``load_run`` checks, then calls this)."""
+        records = [CaseRecord.from_json(c) for c in data["cases"]]
+        runs = [RunEntry.from_json(r) for r in data.get("runs", [])]
+        if not runs:  # version 1: one run, the file's own
+            finished = data.get("finished")
+            runs = [
+                RunEntry(
+                    "r1",
+                    data.get("started") or "",
+                    finished,
+                    finished is not None and not data["complete"],
+                    len(records),
+                    data.get("pytest_exitstatus"),
+                )
+            ]
+        install = data.get("install")
+        return cls(
+            session=data.get("session") or (path.stem if path else "?"),
+            environment=Environment.from_json(data["environment"]),
+            records=records,
+            kind=data.get("kind") or "tests",
+            release=data.get("release"),
+            flavour=data.get("flavour"),
+            install=Install.from_json(install) if install else None,
+            started=data.get("started") or "",
+            finished=data.get("finished"),
+            complete=data["complete"],
+            pytest_exitstatus=data.get("pytest_exitstatus"),
+            runs=runs,
+            fuzz=FuzzSection.from_json(data["fuzz"]) if data.get("fuzz") else None,
+            benefit=BenefitSection.from_json(data["benefit"]) if data.get("benefit") else None,
+            path=path,
+            schema_version=data["schema_version"],
+        )
+
+
+# -- writing ---------------------------------------------------------------------
+
+
+class ResultsWriter:
+    """Keeps ``path`` a valid, current results file: every case as it finishes.
+
+    A tests run writes into the session's existing file when it holds the same torch:
+    the cells it runs replace their older records, every other cell stays (a partial
+    rerun loses nothing). A file of another torch, or another kind, is moved aside to
+    ``<name>.json.replaced`` (never read as results) and a new one begins. A tool's run
+    (fuzz, reach, benefit) is one search or one measurement: it begins a new file.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        run: dict,
+        environment: dict | Environment | None = None,
+        *,
+        kind: str | None = None,
+        selection: Selection | None = None,
+        expected_cells: set[tuple[str, str, bool]] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.expected_cells = expected_cells
+        if environment is None:
+            environment = environment_info()
+        env = (
+            environment
+            if isinstance(environment, Environment)
+            else Environment.from_json(_checked_part("environment", environment, self.path))
+        )
+        kind = kind or run.get("kind") or "tests"
+        self.doc = self._previous(kind, env) or Run(
+            session=run["session"],
+            environment=env,
+            kind=kind,
+            release=run.get("release"),
+            flavour=run.get("flavour"),
+            install=Install.from_json(run["install"]) if run.get("install") else None,
+            started=_now(),
+            path=self.path,
+        )
+        self.doc.environment = env
+        self.entry = RunEntry(f"r{len(self.doc.runs) + 1}", _now(), None, False, 0)
+        self.entry.selection = selection
+        self.doc.runs.append(self.entry)
+        self.doc.finished = None
         self.flush()
+
+    def _previous(self, kind: str, env: Environment) -> Run | None:
+        """The session's file to write into: same kind (tests), same torch build."""
+        if not self.path.exists():
+            return None
+        try:
+            before = load_run(self.path)
+        except NotResults as exc:
+            raise ConfigError(
+                f"{self.path} exists and is not a results file ({exc}); move it away or "
+                "name another run (--convbn-run)"
+            ) from None
+        same = (
+            kind == "tests"
+            and before.kind == kind
+            and (before.torch, before.environment.torch_git) == (env.torch, env.torch_git)
+        )
+        if same:
+            return before
+        aside = self.path.with_name(self.path.name + ".replaced")
+        os.replace(self.path, aside)
+        print(
+            f"convbn-compat: {self.path} held {before.kind} results of torch {before.torch}; "
+            f"kept as {aside}, and a new file begins",
+            file=sys.stderr,
+        )
+        return None
+
+    @property
+    def data(self) -> Run:
+        return self.doc
 
     def add(self, record: CaseRecord) -> None:
-        self.data["cases"].append(record.to_json())
+        """Record one cell: it replaces an older record of the same cell."""
+        record = dataclasses.replace(record, run=self.entry.id)
+        records = self.doc.records
+        at = next((i for i, r in enumerate(records) if r.cell == record.cell), None)
+        if at is None:
+            records.append(record)
+        else:
+            records[at] = record
+        self.entry.cells += 1
         self.flush()
 
+    def set_records(self, records: list[CaseRecord]) -> None:
+        """A tool's whole set of records at once (a search's findings)."""
+        self.doc.records = [dataclasses.replace(r, run=self.entry.id) for r in records]
+        self.entry.cells = len(records)
+
     def finish(self, complete: bool, exitstatus: int) -> None:
-        self.data["finished"] = _now()
-        self.data["complete"] = complete
-        self.data["pytest_exitstatus"] = exitstatus
+        """The run ended: ``complete`` false if it was interrupted before its selection
+        ran out. The file is complete when it holds every cell it should."""
+        self.entry.finished = self.doc.finished = _now()
+        self.entry.interrupted = not complete
+        self.entry.pytest_exitstatus = self.doc.pytest_exitstatus = exitstatus
+        if self.expected_cells is None:
+            self.doc.complete = complete
+        else:
+            have = {r.cell for r in self.doc.records}
+            self.doc.complete = self.expected_cells <= have
         self.flush()
 
     def flush(self) -> None:
-        atomic_write_json(self.path, self.data)
+        atomic_write_text(self.path, dump_json(self.doc.to_json()))
 
 
 # -- reading ---------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    """One results file, read and checked: its header and its records."""
+MAX_DEPTH = 64
+"""Deeper JSON than any results file has (it nests 5 deep): refused before parsing, so
+that a hostile file cannot exhaust the parser's recursion."""
 
-    path: Path
-    data: dict
-    """The file as written, the case list included (what writes it back unchanged)."""
-    records: list[CaseRecord] = field(default_factory=list)
 
-    @property
-    def kind(self) -> str:
-        """``tests`` for a matrix run, else the tool that wrote it (fuzz, reach, benefit)."""
-        return self.data.get("kind") or "tests"
+def _depth(text: str) -> int:
+    """How deep the text's arrays and objects nest; a string's brackets do not count."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
-    @property
-    def torch(self) -> str:
-        return self.data["environment"]["torch"]
 
-    @property
-    def release(self) -> str:
-        """The release-table key the run tested (from its torch where Nox gave none)."""
-        return self.data.get("release") or release_of(self.torch)
+def parse_json(text: str, where: str) -> object:
+    """Strict JSON: no NaN or Infinity, no key twice in one object, no nesting deeper
+    than MAX_DEPTH, no integer too long to read. A ConfigError names ``where``."""
 
-    @property
-    def flavour(self) -> str:
-        return self.data.get("flavour") or INSTALLED
+    def constant(name: str):
+        raise ConfigError(
+            f"{where} holds {name}, which JSON cannot hold (a non-finite number); "
+            "regenerate the file, or write null there"
+        )
 
-    @property
-    def complete(self) -> bool:
-        return self.data["complete"]
+    def pairs(items):
+        seen = {}
+        for key, value in items:
+            if key in seen:
+                raise ConfigError(f"{where} has the key {key!r} twice in one object; keep one")
+            seen[key] = value
+        return seen
 
-    def to_json(self) -> dict:
-        """The file's data with its cases written from the records."""
-        return {**self.data, "cases": [r.to_json() for r in self.records]}
+    deepest = _depth(text)
+    if deepest > MAX_DEPTH:
+        raise ConfigError(
+            f"{where} nests {deepest} levels deep; no convbn-compat file nests more than "
+            f"{MAX_DEPTH}: it is not one of ours"
+        )
+    try:
+        return json.loads(text, parse_constant=constant, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{where} is not valid JSON (truncated or corrupt?): {exc}; regenerate or remove it"
+        ) from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise ConfigError(f"{where} holds a number it cannot read ({exc}); regenerate it") from None
 
 
 def read_json(path: Path, what: str) -> object:
-    """Parse a JSON file, or raise a ConfigError that names it and says what to do."""
+    """Parse a JSON file strictly (``parse_json``), or raise a ConfigError that names it
+    and says what to do."""
     try:
         text = Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{what} {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
             f"{exc.start}): it is corrupt or not a convbn-compat file; regenerate or remove it"
         ) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{what} {path} is not valid JSON (truncated or corrupt?): {exc}; "
-            "regenerate or remove it"
-        ) from None
+    return parse_json(text, f"{what} {path}")
+
+
+@functools.lru_cache(maxsize=1)
+def _validator():
+    import jsonschema
+
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _where(data: dict, path) -> str:
+    """A JSON path as a reader finds it: ``cases[3] (ConvOp-...).outcome``."""
+    parts = list(path)
+    text = ""
+    for i, part in enumerate(parts):
+        if isinstance(part, int):
+            text += f"[{part}]"
+            if i == 1 and parts[0] == "cases":
+                case = data["cases"][part]
+                if isinstance(case, dict) and isinstance(case.get("id"), str):
+                    text += f" ({case['id'][:80]})"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "the top level"
+
+
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a JSON object",
+    "null": "null",
+}
+
+
+def _friendly(error, data: object) -> str:
+    """A schema error as one line a person can act on: the field, what it holds, and
+    what it must hold."""
+    path = list(error.absolute_path)
+    field_ = _where(data, path) if isinstance(data, dict) else "the top level"
+    name = str(path[-1]) if path else "the document"
+    if len(path) > 1 and isinstance(path[-1], int):
+        name = f"{path[-2]}[{path[-1]}]"
+    shown = "null" if error.instance is None else repr(error.instance)[:80]
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"{field_}: '{missing}' is missing (lacks '{missing}')"
+    if error.validator == "type":
+        kinds = error.validator_value
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        words = " or ".join(_TYPE_WORDS.get(k, k) for k in kinds)
+        return f"{field_}: '{name}' is {shown}; it must be {words}"
+    if error.validator in ("enum", "const"):
+        allowed = error.validator_value
+        allowed = allowed if isinstance(allowed, list) else [allowed]
+        words = ", ".join("null" if a is None else str(a) for a in allowed)
+        return f"{field_}: '{name}' is {shown}; choose one of: {words}"
+    if error.validator == "additionalProperties":
+        return f"{field_}: {error.message}; this version knows no such field"
+    if error.validator == "minimum":
+        return f"{field_}: '{name}' is {shown}; it must be at least {error.validator_value}"
+    if error.validator in ("pattern", "format"):
+        return f"{field_}: '{name}' is {shown}, which is not the expected form"
+    return f"{field_}: {error.message[:200]}"
+
+
+def _schema_error(data: object, where: str) -> str | None:
+    """The schema's verdict on ``data``: None, or one line naming the field."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+    if error is None:
+        return None
+    return f"{where}: {_friendly(error, data)}"
+
+
+def _checked_part(name: str, value: object, path: Path) -> dict:
+    """A part the writer was handed (the environment a worker saw), checked as the
+    reader will check it."""
+    import jsonschema
+
+    schema = _validator().schema["$defs"][name]
+    resolver = _validator().evolve(schema=schema)
+    error = jsonschema.exceptions.best_match(resolver.iter_errors(value))
+    if error is not None:
+        raise ConfigError(f"results file {path}: {name}: {error.message}")
+    return value  # type: ignore[return-value]
 
 
 def load_run(path: Path) -> Run:
@@ -283,63 +823,94 @@ def load_run(path: Path) -> Run:
         raise NotResults(
             f"{path} is not a convbn-compat results file{found}; it needs schema {SCHEMA!r}"
         )
-    _check_header(path, data)
-    records = []
-    for i, case in enumerate(data["cases"]):
-        where = f"results file {path}: case #{i + 1}"
-        if isinstance(case, dict) and isinstance(case.get("id"), str):
-            where += f" ({case['id']})"
-        try:
-            records.append(CaseRecord.from_json(case))
-        except RecordError as exc:
-            raise ConfigError(f"{where}: {exc}; regenerate the file") from None
-    return Run(path, data, records)
-
-
-def _check_header(path: Path, data: dict) -> None:
     version = data.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version > SCHEMA_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         raise ConfigError(
-            f"{path} has schema version {version!r}; this convbn-compat reads up to "
+            f"{path} has schema version {version}; this convbn-compat reads up to "
             f"{SCHEMA_VERSION}: upgrade convbn-compat to read it"
         )
     where = f"results file {path}"
-    for key in ("environment", "cases", "complete"):
-        if key not in data:
-            raise ConfigError(f"{where} lacks {key!r}; regenerate it")
-    env = data["environment"]
-    if not isinstance(env, dict) or not isinstance(env.get("torch"), str):
+    problem = _schema_error(data, where)
+    if problem is not None:
         raise ConfigError(
-            f"{where}: its environment lacks 'torch' (the version under test), so its "
-            "cells have no column; regenerate it"
+            f"{problem} (schema {SCHEMA} version {SCHEMA_VERSION}); regenerate the file "
+            "or correct that field"
         )
     try:
-        release_of(env["torch"])  # a torch the table lacks still gets a column of its own
+        run = Run.from_json(data, path)
+    except RecordError as exc:  # what the schema cannot say of a record (tf32 on a CPU)
+        raise ConfigError(f"{where}: {exc}; regenerate the file") from None
+    _check_meaning(where, run)
+    return run
+
+
+def _check_meaning(where: str, run: Run) -> None:
+    """What the schema cannot say: the release fits the torch, each cell once, each
+    case's run is in the file, and the kind's section belongs to the kind."""
+    _check_release(where, run)
+    _check_cells(where, run)
+    _check_sections(where, run)
+
+
+def _check_release(where: str, run: Run) -> None:
+    try:
+        tested = release_of(run.torch)
     except ValueError as exc:
         raise ConfigError(f"{where}: environment.torch: {exc}; regenerate it") from None
-    if not isinstance(data["complete"], bool):
-        raise ConfigError(
-            f"{where}: 'complete' is {data['complete']!r}; it must be true or false "
-            "(regenerate the file)"
-        )
-    if not isinstance(data["cases"], list):
-        raise ConfigError(f"{where}: 'cases' is not a list; regenerate it")
-    _check_identity(where, data)
+    named = run.release
+    if named is not None and named != INSTALLED:
+        if named not in RELEASES:
+            raise ConfigError(
+                f"{where}: release {named!r} is not in the release table "
+                f"({', '.join(RELEASES)}); a newer convbn-compat may know it"
+            )
+        if named == NIGHTLY:
+            if not is_prerelease_build(run.torch):
+                raise ConfigError(
+                    f"{where}: release 'nightly' but environment.torch is {run.torch}, a "
+                    "release build; the file is mislabelled: regenerate it"
+                )
+        elif named != tested:
+            raise ConfigError(
+                f"{where}: release {named!r} but environment.torch is {run.torch} (release "
+                f"{tested}); the file is mislabelled: regenerate it, or correct 'release'"
+            )
+    if run.flavour is not None and run.flavour not in (*FLAVOURS, INSTALLED):
+        raise ConfigError(f"{where}: 'flavour' is {run.flavour!r}")
 
 
-def _check_identity(where: str, data: dict) -> None:
-    """The run's kind, release and flavour: words this version knows."""
-    kind = data.get("kind", "tests")
-    if kind not in KINDS:
-        raise ConfigError(f"{where}: 'kind' is {kind!r}; choose one of: {', '.join(KINDS)}")
-    named = data.get("release")
-    if named is not None and named not in RELEASES and named != INSTALLED:
+def _check_cells(where: str, run: Run) -> None:
+    seen: dict[tuple, int] = {}
+    for i, record in enumerate(run.records):
+        if record.cell in seen:
+            raise ConfigError(
+                f"{where}: cases[{i}] ({record.id}, {record.column_device}) repeats "
+                f"cases[{seen[record.cell]}]: a file holds each cell once; keep the one "
+                "you trust and delete the other"
+            )
+        seen[record.cell] = i
+    ids = {r.id for r in run.runs}
+    if len(ids) != len(run.runs):
+        raise ConfigError(f"{where}: two runs share an id; regenerate the file")
+    for i, record in enumerate(run.records):
+        if record.run is not None and record.run not in ids:
+            raise ConfigError(
+                f"{where}: cases[{i}] ({record.id}) names run {record.run!r}, which 'runs' "
+                "lacks; regenerate the file"
+            )
+
+
+def _check_sections(where: str, run: Run) -> None:
+    for section in ("fuzz", "benefit"):
+        if getattr(run, section) is not None and run.kind != section:
+            raise ConfigError(
+                f"{where}: a {section!r} section in a file of kind {run.kind!r}; a "
+                f"{section} run writes kind {section!r}: regenerate it"
+            )
+    if run.complete and not run.records and run.kind in ("tests", "reach"):
         raise ConfigError(
-            f"{where}: release {named!r} is not in the release table ({', '.join(RELEASES)}); "
-            "a newer convbn-compat may know it"
+            f"{where}: marked complete with no cases; a finished run records its cells "
+            "(regenerate it)"
         )
-    flavour = data.get("flavour")
-    if flavour is not None and flavour not in (*FLAVOURS, INSTALLED):
-        raise ConfigError(
-            f"{where}: 'flavour' is {flavour!r}; choose one of: {', '.join((*FLAVOURS, INSTALLED))}"
-        )
+    if run.kind == "benefit" and run.complete and run.benefit is None:
+        raise ConfigError(f"{where}: a complete benefit run without its 'benefit' section")

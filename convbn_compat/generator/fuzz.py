@@ -43,6 +43,7 @@ from ..core.cells import DEVICES
 from ..core.errors import Exit
 from ..core.generated import Example
 from ..core.outcomes import Blame
+from ..core.policy import Policy
 from ..core.record import CaseRecord, Status
 from . import triage
 from .strategies import examples
@@ -166,7 +167,7 @@ class Fuzzer:
     _last_note: float = 0.0
 
     def __post_init__(self) -> None:
-        self._table = known_causes.load()
+        self._table = Policy.current().causes
 
     # -- causes --------------------------------------------------------------------
 
@@ -517,33 +518,31 @@ def _triage_json(fuzzer: Fuzzer) -> dict:
 
 
 def write_results(fuzzer: Fuzzer, writer: results.ResultsWriter, complete: bool) -> None:
-    from ..core import expectations
-
-    table = expectations.load()
-    torch_version = writer.data["environment"]["torch"]
+    policy = Policy.current()
+    doc = writer.doc
     findings = sorted(
         fuzzer.findings.values(), key=lambda f: (f.signature.blame != "pass", f.signature)
     )
-    writer.data["cases"] = [finding_record(f, table, torch_version).to_json() for f in findings]
+    writer.set_records([finding_record(f, policy.expectations, doc.torch) for f in findings])
     elapsed = time.monotonic() - fuzzer.started
-    writer.data["fuzz"] = {
-        "seed": fuzzer.seed,
-        "budget_s": fuzzer.budget_s,
-        "max_examples": fuzzer.max_examples,
-        "database": str(fuzzer.database) if fuzzer.database else None,
-        "rounds": fuzzer.rounds,
-        "examples": fuzzer.examples_run,
-        "steered": fuzzer.steered,
-        "cause_budget": fuzzer.cause_budget,
-        "elapsed_s": round(elapsed, 1),
-        "examples_per_minute": round(60 * fuzzer.examples_run / max(elapsed, 1e-9), 1),
-        "counts": fuzzer.counts,
-        "signatures": len({s for s, _ in fuzzer.findings}),
-        "blamed_on_pass": len({s for s, _ in fuzzer.findings if s.blame == Blame.PASS.value}),
-        "triage": _triage_json(fuzzer),
-    }
-    known_causes.assign(writer.data)
-    writer.data["fuzz"]["causes"] = known_causes.summarise(writer.data)
+    doc.fuzz = results.FuzzSection(
+        seed=fuzzer.seed,
+        budget_s=fuzzer.budget_s,
+        max_examples=fuzzer.max_examples,
+        database=str(fuzzer.database) if fuzzer.database else None,
+        rounds=fuzzer.rounds,
+        examples=fuzzer.examples_run,
+        steered=fuzzer.steered,
+        cause_budget=fuzzer.cause_budget,
+        elapsed_s=round(elapsed, 1),
+        examples_per_minute=round(60 * fuzzer.examples_run / max(elapsed, 1e-9), 1),
+        counts=dict(fuzzer.counts),
+        signatures=len({s for s, _ in fuzzer.findings}),
+        blamed_on_pass=len({s for s, _ in fuzzer.findings if s.blame == Blame.PASS.value}),
+        triage={k: results.Triaged.from_json(v) for k, v in _triage_json(fuzzer).items()},
+    )
+    policy.judge(doc)
+    doc.fuzz.causes = policy.searched_causes(doc)
     writer.finish(complete=complete, exitstatus=0 if complete else 1)
 
 
@@ -652,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         # Whatever happened, the findings so far are written.
         write_results(fuzzer, writer, complete)
         if args.round_step == 1:  # a worker of several leaves the summary to its parent
-            status = _summary(writer.data, run.path, args.proposed)
+            status = _summary(writer.doc, run.path, args.proposed)
     return int(status)
 
 
@@ -695,51 +694,59 @@ def _run_workers(args, run: results.RunIdentity, workers: int, db: Path) -> int:
         codes = [proc.wait() for proc in procs]
     finally:
         merged = _merge(sorted(parts.glob("w*.json")), workers, time.monotonic() - started)
-        writer = results.ResultsWriter(run.path, run.header("fuzz"))
-        writer.data["cases"], writer.data["fuzz"] = merged["cases"], merged["fuzz"]
-        known_causes.assign(writer.data)
-        writer.data["fuzz"]["causes"] = known_causes.summarise(writer.data)
+        env = merged["environment"]
+        writer = results.ResultsWriter(run.path, run.header("fuzz"), env, kind="fuzz")
+        writer.set_records(merged["cases"])
+        writer.doc.fuzz = merged["fuzz"]
+        policy = Policy.current()
+        policy.judge(writer.doc)
+        writer.doc.fuzz.causes = policy.searched_causes(writer.doc)
         complete = merged["complete"] and len(codes) == workers and not any(codes)
         writer.finish(complete=complete, exitstatus=0 if complete else 1)
-        status = _summary(writer.data, run.path, args.proposed)
+        status = _summary(writer.doc, run.path, args.proposed)
     return int(status) if complete else int(Exit.FINDINGS)
 
 
 def _merge(paths: list[Path], workers: int, elapsed: float) -> dict:
     """One signature, one record: the shrunk and shortest example of any worker."""
-    by_sig: dict[str, dict] = {}
-    fuzz = {"workers": workers, "examples": 0, "rounds": 0, "steered": 0, "counts": {}}
-    triaged: dict[str, dict] = {}
+    by_sig: dict[tuple, CaseRecord] = {}
+    fuzz = results.FuzzSection(workers=workers, examples=0, rounds=0, steered=0, counts={})
+    triaged: dict[str, results.Triaged] = {}
     complete = len(paths) == workers
+    environment = None
     for path in paths:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        complete = complete and data["complete"]
-        part = data.get("fuzz", {})
+        part_run = results.load_run(path)
+        environment = environment or part_run.environment
+        complete = complete and part_run.complete
+        part = part_run.fuzz or results.FuzzSection()
         for key in ("examples", "rounds", "steered"):
-            fuzz[key] += part.get(key, 0)
-        _merge_triage(triaged, part.get("triage", {}))
-        for name, n in part.get("counts", {}).items():
-            fuzz["counts"][name] = fuzz["counts"].get(name, 0) + n
+            setattr(fuzz, key, getattr(fuzz, key) + (getattr(part, key) or 0))
+        _merge_triage(triaged, part.triage or {})
+        for name, n in part.counts.items():
+            fuzz.counts[name] = fuzz.counts.get(name, 0) + n
         for key in ("seed", "budget_s", "database", "cause_budget"):
-            fuzz.setdefault(key, part.get(key))
-        for case in data["cases"]:
-            key = (case["signature"], case.get("cause"))  # two causes of one signature
+            if getattr(fuzz, key) is None:
+                setattr(fuzz, key, getattr(part, key))
+        for case in part_run.records:
+            key = (case.signature, case.cause)  # two causes of one signature
             kept = by_sig.get(key)
             if kept is None:
-                by_sig[key] = dict(case)
+                by_sig[key] = case
                 continue
-            total = kept["examples_with_signature"] + case["examples_with_signature"]
-            if (not case["shrunk"], len(case["id"])) < (not kept["shrunk"], len(kept["id"])):
-                kept.update(case)
-            kept["examples_with_signature"] = total
-    fuzz["elapsed_s"] = round(elapsed, 1)
-    fuzz["examples_per_minute"] = round(60 * fuzz["examples"] / max(elapsed, 1e-9), 1)
-    fuzz["signatures"] = len({sig for sig, _ in by_sig})
-    blamed = {c["signature"] for c in by_sig.values() if c["blame"] == Blame.PASS.value}
-    fuzz["blamed_on_pass"] = len(blamed)
-    fuzz["triage"] = triaged
-    cases = sorted(by_sig.values(), key=lambda c: (c["blame"] != Blame.PASS.value, c["signature"]))
-    return {"cases": cases, "fuzz": fuzz, "complete": complete}
+            total = (kept.examples_with_signature or 0) + (case.examples_with_signature or 0)
+            if (not case.shrunk, len(case.id)) < (not kept.shrunk, len(kept.id)):
+                kept = case
+            by_sig[key] = dataclasses.replace(kept, examples_with_signature=total)
+    fuzz.elapsed_s = round(elapsed, 1)
+    fuzz.examples_per_minute = round(60 * fuzz.examples / max(elapsed, 1e-9), 1)
+    fuzz.signatures = len({sig for sig, _ in by_sig})
+    blamed = {c.signature for c in by_sig.values() if c.blame is Blame.PASS}
+    fuzz.blamed_on_pass = len(blamed)
+    fuzz.triage = triaged
+    cases = sorted(by_sig.values(), key=lambda c: (c.blame is not Blame.PASS, c.signature or ""))
+    if environment is None:  # no worker wrote anything: what this process sees
+        environment = results.Environment.from_json(results.environment_info())
+    return {"cases": cases, "fuzz": fuzz, "complete": complete, "environment": environment}
 
 
 def _merge_triage(triaged: dict, part: dict) -> None:
@@ -747,44 +754,44 @@ def _merge_triage(triaged: dict, part: dict) -> None:
     for key, entry in part.items():
         kept = triaged.get(key)
         if kept is None:
-            triaged[key] = dict(entry)
+            triaged[key] = dataclasses.replace(entry)
             continue
-        total = kept["examples"] + entry["examples"]
-        rank = (not entry["shrunk"], len(entry["representative"]))
-        if rank < (not kept["shrunk"], len(kept["representative"])):
-            kept.update(entry)
-        kept["examples"] = total
+        total = (kept.examples or 0) + (entry.examples or 0)
+        rank = (not entry.shrunk, len(entry.representative))
+        if rank < (not kept.shrunk, len(kept.representative)):
+            kept = triaged[key] = dataclasses.replace(entry)
+        kept.examples = total
 
 
-def _summary(data: dict, out: Path, proposed: Path | None = None) -> int:
+def _summary(doc: results.Run, out: Path, proposed: Path | None = None) -> int:
     """The run's end: one line per cause; NEW_CAUSE where one is new, else OK. New
     causes' proposed rows go next to the results file."""
-    fuzz = data["fuzz"]
-    steered = fuzz.get("steered") or 0
+    fuzz = doc.fuzz
+    steered = fuzz.steered or 0
     print(
-        f"\n{fuzz['examples']} examples in {fuzz['rounds']} rounds, "
-        f"{fuzz['examples_per_minute']} a minute"
+        f"\n{fuzz.examples} examples in {fuzz.rounds} rounds, "
+        f"{fuzz.examples_per_minute} a minute"
         + (f", {steered} more steered away from known causes" if steered else "")
-        + f"; {fuzz['signatures']} signatures; results: {out}"
+        + f"; {fuzz.signatures} signatures; results: {out}"
     )
-    found = known_causes.summarise(data)
+    found = fuzz.causes or []
     for entry in found:
-        mark = "known" if entry["known"] else "NEW  "
-        link = f" {entry['links'][0]}" if entry["links"] else ""
+        mark = "known" if entry.known else "NEW  "
+        link = f" {entry.links[0]}" if entry.links else ""
         print(
-            f"  {mark} {entry['cause']}: {entry['examples']} examples in {entry['signatures']} "
-            f"signatures, {entry['range']}{link}"
+            f"  {mark} {entry.cause}: {entry.examples} examples in {entry.signatures} "
+            f"signatures, {entry.range}{link}"
         )
-        shrunk = "" if entry["shrunk"] else " (not shrunk)"
-        print(f"        {entry['representative']}{shrunk}")
-        if entry.get("fingerprint"):
-            print(f"        fingerprint: {entry['fingerprint']}")
-    not_pass = [c for c in data["cases"] if c.get("blame") != Blame.PASS.value]
+        shrunk = "" if entry.shrunk else " (not shrunk)"
+        print(f"        {entry.representative}{shrunk}")
+        if entry.fingerprint:
+            print(f"        fingerprint: {entry.fingerprint}")
+    not_pass = [c for c in doc.records if c.blame is not Blame.PASS]
     if not_pass:
         print(f"  not the pass: {len(not_pass)} signatures (the flag-off compile fails too)")
-    if not data["cases"]:
+    if not doc.records:
         print("  no failures")
-    new = [e for e in found if not e["known"]]
+    new = [e for e in found if not e.known]
     if new:
         rows = proposed or out.with_name(f"{out.stem}-proposed-causes.toml")
         results.atomic_write_text(rows, known_causes.proposed_rows(found))

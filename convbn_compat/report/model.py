@@ -22,9 +22,10 @@ from ..core.cases import CASES
 from ..core.cells import column_device, parse_column_device
 from ..core.errors import ConfigError, NotResults
 from ..core.outcomes import Outcome
+from ..core.policy import Policy
 from ..core.record import CaseRecord, RecordError
 from ..core.releases import RELEASES
-from ..core.results import Run, load_run, read_json
+from ..core.results import FuzzSection, Run, load_run, read_json
 from ..core.versions import torch_release
 
 __all__ = [
@@ -167,6 +168,10 @@ class Matrix:
     """One row per benefit run (``kind: benefit``), by lane and release."""
     searches: dict[str, dict] = field(default_factory=dict)
     """Per fuzz column: the search's own figures (examples, minutes, seed, workers)."""
+    search_runs: dict[str, list[Run]] = field(default_factory=dict)
+    """Per fuzz column: its searches, judged (each record's cause given)."""
+    superseded: list[str] = field(default_factory=list)
+    """Cells two files both held: which file's record won (its run started later)."""
 
     def to_json(self) -> dict:
         return {
@@ -180,6 +185,7 @@ class Matrix:
             "incomplete": self.incomplete,
             "missing": self.missing,
             "skipped": self.skipped,
+            "superseded": self.superseded,
             "benefit": self.benefit,
         }
 
@@ -188,10 +194,10 @@ class Matrix:
 
 
 def _column_key(run: Run, record: CaseRecord) -> ColumnKey:
-    gpus = run.data["environment"].get("gpus") or []
-    gpu = gpus[0].get("name", "") if record.device != "cpu" and gpus else ""
+    gpus = run.environment.gpus
+    gpu = gpus[0].name if record.device != "cpu" and gpus else ""
     device = column_device(record.device, record.tf32)
-    return ColumnKey(run.release, run.flavour, device, run.kind, gpu)
+    return ColumnKey(run.release_key, run.flavour_key, device, run.kind, gpu)
 
 
 def release_sort_key(release: str, torch: str) -> tuple:
@@ -249,13 +255,25 @@ def expand(paths: list[Path]) -> tuple[list[Run], list[str]]:
     return runs, skipped
 
 
-def build_matrix(paths: list[Path]) -> Matrix:
+def build_matrix(paths: list[Path], policy: Policy | None = None) -> Matrix:
+    """Read every run, apply the policy to each once (``Policy.judge``: each record's
+    cause), and lay the records out in columns."""
     runs, skipped = expand(paths)
+    policy = policy or Policy.current()
+    for run in runs:
+        policy.judge(run)
     return matrix_of(runs, skipped)
 
 
-def _add_run(matrix: Matrix, columns: dict[ColumnKey, Column], run: Run) -> None:
-    env = run.data["environment"]
+def _ran(run: Run, record: CaseRecord) -> str:
+    """When the run that recorded ``record`` started (ISO 8601 UTC)."""
+    entry = run.run_of(record)
+    return entry.started if entry is not None else run.started
+
+
+def _add_run(
+    matrix: Matrix, columns: dict[ColumnKey, Column], run: Run, when: dict[tuple, tuple]
+) -> None:
     for record in run.records:
         key = _column_key(run, record)
         column = columns.get(key)
@@ -263,11 +281,11 @@ def _add_run(matrix: Matrix, columns: dict[ColumnKey, Column], run: Run) -> None
             column = columns[key] = Column(
                 key,
                 run.torch,
-                run.data.get("session"),
+                run.session,
                 [],
                 True,
-                env.get("platform"),
-                run.data.get("install"),
+                run.environment.platform,
+                run.install.to_json() if run.install else None,
             )
         if str(run.path) not in column.sources:
             column.sources.append(str(run.path))
@@ -278,32 +296,64 @@ def _add_run(matrix: Matrix, columns: dict[ColumnKey, Column], run: Run) -> None
                 f"{run.path} and {column.sources[0]} both give column {key} but test "
                 f"torch {run.torch} and {column.torch}; report them separately"
             )
-        matrix.cells.setdefault(record.id, {})[str(key)] = record
+        _place(matrix, str(key), record, (_ran(run, record), str(run.path)), when)
     if run.kind == "fuzz" and run.records:
-        figures = run.data.get("fuzz") or {}
-        key = str(_column_key(run, run.records[0]))
-        mine = {k: figures.get(k) for k in ("examples", "elapsed_s", "seed", "workers")}
-        before = matrix.searches.get(key)
-        if before is not None:  # two searches of one column: their figures add up
-            mine["examples"] = (before["examples"] or 0) + (mine["examples"] or 0)
-            mine["elapsed_s"] = (before["elapsed_s"] or 0) + (mine["elapsed_s"] or 0)
-            mine["seed"] = ", ".join(str(v) for v in (before["seed"], mine["seed"]))
-            mine["searches"] = before.get("searches", 1) + 1
-        elapsed = mine["elapsed_s"] or 0
-        mine["examples_per_minute"] = (
-            round(60 * (mine["examples"] or 0) / elapsed, 1) if elapsed else None
-        )
-        matrix.searches[key] = mine
+        _add_search(matrix, str(_column_key(run, run.records[0])), run)
     if not run.complete:
         matrix.incomplete.append(str(run.path))
+
+
+def _place(matrix: Matrix, key: str, record: CaseRecord, ran: tuple[str, str], when) -> None:
+    """Put a record in its cell. Two files that hold the same cell: the one whose run
+    started later wins, whatever the files are called, and the report names both."""
+    row = matrix.cells.setdefault(record.id, {})
+    before = when.get((record.id, key))
+    if before is not None:
+        if before[0] == ran[0] and row[key].observed() != record.observed():
+            raise ConfigError(
+                f"{before[1]} and {ran[1]} both hold {record.id} in column {key} from runs "
+                f"that started at {ran[0]}, with different outcomes; remove one of the files"
+            )
+        newer, older = (ran, before) if ran[0] > before[0] else (before, ran)
+        matrix.superseded.append(
+            f"{record.id} in {key}: {newer[1]} (run of {newer[0]}) over {older[1]} "
+            f"(run of {older[0]})"
+        )
+        if ran[0] <= before[0]:
+            return
+    row[key] = record
+    when[(record.id, key)] = ran
+
+
+def _add_search(matrix: Matrix, key: str, run: Run) -> None:
+    figures = run.fuzz or FuzzSection()
+    mine = {
+        "examples": figures.examples,
+        "elapsed_s": figures.elapsed_s,
+        "seed": figures.seed,
+        "workers": figures.workers,
+    }
+    before = matrix.searches.get(key)
+    if before is not None:  # two searches of one column: their figures add up
+        mine["examples"] = (before["examples"] or 0) + (mine["examples"] or 0)
+        mine["elapsed_s"] = (before["elapsed_s"] or 0) + (mine["elapsed_s"] or 0)
+        mine["seed"] = ", ".join(str(v) for v in (before["seed"], mine["seed"]))
+        mine["searches"] = before.get("searches", 1) + 1
+    elapsed = mine["elapsed_s"] or 0
+    mine["examples_per_minute"] = (
+        round(60 * (mine["examples"] or 0) / elapsed, 1) if elapsed else None
+    )
+    matrix.searches[key] = mine
+    matrix.search_runs.setdefault(key, []).append(run)
 
 
 def matrix_of(runs: list[Run], skipped: list[str] | None = None) -> Matrix:
     matrix = Matrix(skipped=list(skipped or []), sources=[str(r.path) for r in runs])
     columns: dict[ColumnKey, Column] = {}
     matrix.benefit = benefit_rows([r for r in runs if r.kind == "benefit"])
+    when: dict[tuple, tuple] = {}
     for run in runs:
-        _add_run(matrix, columns, run)
+        _add_run(matrix, columns, run, when)
     matrix.columns = sorted(columns.values(), key=_column_sort_key)
     for column in matrix.columns:
         if column.complete or column.key.kind != "tests":
@@ -322,18 +372,20 @@ def benefit_rows(runs: list[Run]) -> list[dict]:
     by more than ``REGRESSION_FRACTION`` of the release before's (same model, device)."""
     rows_: list[dict] = []
     for run in runs:
-        section = run.data.get("benefit") or {}
+        section = run.benefit
         rows_.append(
             {
-                "release": run.release,
-                "flavour": run.flavour,
+                "release": run.release_key,
+                "flavour": run.flavour_key,
                 "torch": run.torch,
-                "device": section.get("device"),
-                "model": section.get("model"),
-                "method": section.get("method"),
-                "configs": section.get("configs", {}),
-                "summary": section.get("summary", {}),
-                "pr_figures_gb": section.get("pr_figures_gb"),
+                "device": section.device if section else None,
+                "model": section.model if section else None,
+                "method": section.method if section else None,
+                "configs": {
+                    k: v.to_json() for k, v in (section.configs if section else {}).items()
+                },
+                "summary": dict(section.summary or {}) if section else {},
+                "pr_figures_gb": section.pr_figures_gb if section else None,
                 "complete": run.complete,
                 "source": str(run.path),
             }

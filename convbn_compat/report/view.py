@@ -10,12 +10,13 @@ import contextlib
 import enum
 from dataclasses import dataclass, field
 
-from ..core import causes, expectations
 from ..core.cases import get_case
 from ..core.errors import ConfigError
 from ..core.outcomes import Blame, Outcome
+from ..core.policy import Policy
 from ..core.record import CaseRecord
 from ..core.releases import INSTALLED, RELEASES, session_name
+from ..core.results import FoundCause as SearchedCause
 from .model import Column, ColumnKey, Diff, Matrix
 
 __all__ = ["Change", "Lane", "Row", "RowGroup", "View", "build_view"]
@@ -172,6 +173,8 @@ class View:
     diff_by_cell: dict[tuple[str, str], dict]
     causes: dict[tuple[str, str], str] = field(default_factory=dict)
     """(case id, column key) -> the known cause that explains a failing cell."""
+    policy: Policy | None = None
+    """The tables the view was judged against (loaded once per command)."""
     unexpected: set[tuple[str, str]] = field(default_factory=set)
     """The cells that count as unexpected: an outcome the expectations table does not
     predict, unless a known cause explains the failure (in its release range), or the
@@ -330,16 +333,16 @@ def _counts(matrix: Matrix, unexpected: set[tuple[str, str]]) -> dict[str, dict[
     return out
 
 
-def _explain(matrix: Matrix) -> tuple[dict[tuple[str, str], str], set[tuple[str, str]]]:
-    """Each failing cell's known cause, and the cells that stay unexpected."""
-    table = causes.load()
-    torch_of = {str(c.key): c.torch for c in matrix.columns}
+def _explain(matrix: Matrix, policy: Policy) -> tuple[dict, set[tuple[str, str]]]:
+    """Each failing cell's known cause (as reading judged it), and the cells that stay
+    unexpected."""
     known, odd = {}, set()
     for case_id, row in matrix.cells.items():
         for key, cell in row.items():
-            cause = table.recognise(cell, torch_of[key])
+            failing = cell.outcome is not None and cell.outcome.is_failure
+            cause = cell.cause if failing and cell.cause in policy.causes.by_id else None
             if cause is not None:
-                known[(case_id, key)] = cause.id
+                known[(case_id, key)] = cause
             not_the_pass = cell.blame is Blame.NOT_PASS
             if cell.unexpected and cause is None and not not_the_pass:
                 odd.add((case_id, key))
@@ -357,12 +360,15 @@ def _lanes(matrix: Matrix) -> list[Lane]:
     return lanes
 
 
-def build_view(matrix: Matrix, diff: list[dict] | None = None) -> View:
+def build_view(
+    matrix: Matrix, diff: list[dict] | None = None, policy: Policy | None = None
+) -> View:
     """Everything the renderers draw, computed once."""
+    policy = policy or Policy.current()
     new_failures = {r["case"] for r in diff or () if r["class"] == Diff.NEW_FAILURE.value}
     changes = row_changes(matrix)
-    known, odd = _explain(matrix)
-    table = expectations.load()
+    known, odd = _explain(matrix, policy)
+    table = policy.expectations
     order = {case_id: i for i, case_id in enumerate(matrix.cells)}
     rows = []
     for case_id, cells in matrix.cells.items():
@@ -402,6 +408,7 @@ def build_view(matrix: Matrix, diff: list[dict] | None = None) -> View:
         causes=known,
         unexpected=odd,
     )
+    view.policy = policy
     view.sections = _sections(view)
     view.releases = _releases(view)
     view.searches = _searches(view)
@@ -409,38 +416,46 @@ def build_view(matrix: Matrix, diff: list[dict] | None = None) -> View:
 
 
 def _searches(view: View) -> list[Search]:
-    table = causes.load()
+    """Each search's causes, by the one rule (``Policy.searched_causes``), its searches'
+    causes added up where a column has several."""
     out = []
     for column in reversed([c for c in view.matrix.columns if c.key.kind == "fuzz"]):
         key = str(column.key)
-        groups: dict[str, list[CaseRecord]] = {}
-        not_the_pass = 0
-        for row in view.rows:
-            record = row.cells.get(key)
-            if record is None or record.blame is None:
-                continue
-            if record.blame is not Blame.PASS:
-                not_the_pass += 1
-                continue
-            cause = view.causes.get((row.case_id, key)) or record.cause or "new"
-            groups.setdefault(cause, []).append(record)
-        found = []
-        for cause, records in sorted(groups.items(), key=lambda kv: kv[0] not in table.by_id):
-            known = table.by_id.get(cause)
-            smallest = min(records, key=lambda r: len(r.id)).id
-            found.append(
-                FoundCause(
-                    cause,
-                    known is not None,
-                    sum(r.examples_with_signature or 1 for r in records),
-                    len(records),
-                    f"torch {known.releases}" if known else f"seen on torch {column.torch}",
-                    list(known.links) if known else [],
-                    f"python -m convbn_compat repro {cause if known else smallest} "
-                    "--standalone -o bug.py",
+        runs = view.matrix.search_runs.get(key, [])
+        merged: dict[str, SearchedCause] = {}
+        for run in runs:
+            for found in view.policy.searched_causes(run):
+                kept = merged.get(found.cause)
+                if kept is None:
+                    merged[found.cause] = found
+                    continue
+                better = (not found.shrunk, len(found.representative)) < (
+                    not kept.shrunk,
+                    len(kept.representative),
                 )
+                total = (kept.examples + found.examples, kept.signatures + found.signatures)
+                kept = merged[found.cause] = found if better else kept
+                kept.examples, kept.signatures = total
+        not_the_pass = sum(
+            1
+            for run in runs
+            for r in run.records
+            if r.blame is not None and r.blame is not Blame.PASS
+        )
+        found_causes = [
+            FoundCause(
+                f.cause,
+                f.known,
+                f.examples,
+                f.signatures,
+                f"torch {f.range}" if f.known else f.range,
+                list(f.links),
+                f"python -m convbn_compat repro {f.cause if f.known else f.representative} "
+                "--standalone -o bug.py",
             )
-        out.append(Search(column, view.matrix.searches.get(key, {}), found, not_the_pass))
+            for f in sorted(merged.values(), key=lambda f: not f.known)
+        ]
+        out.append(Search(column, view.matrix.searches.get(key, {}), found_causes, not_the_pass))
     return out
 
 
@@ -454,9 +469,9 @@ def _sections(view: View) -> list[Section]:
     return out
 
 
-def _cause(record: CaseRecord, known: str | None) -> str:
+def _cause(view: View, record: CaseRecord, known: str | None) -> str:
     if known is not None:
-        return f"{known}: {causes.load().by_id[known].title}."
+        return f"{known}: {view.policy.title(known)}."
     if not record.unexpected and record.expectation_reason:
         return record.expectation_reason.split(". ")[0].rstrip(".") + "."
     return record.message.splitlines()[0][:300] if record.message else str(record.outcome)
@@ -479,7 +494,7 @@ def _broken(view: View, columns: list[Column]) -> list[Broken]:
                 row.case_id,
                 record.outcome,
                 [lane],
-                _cause(record, view.causes.get((row.case_id, key))),
+                _cause(view, record, view.causes.get((row.case_id, key))),
                 view.is_unexpected(row.case_id, key),
                 row.links.get(key, []),
                 rerun,

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from ..core import results
-from ..core.cells import DEVICES, parse_cell_id
+from ..core.cells import DEVICES, matrix_cells, parse_cell_id
 from ..core.errors import ConfigError
 from ..core.outcomes import Outcome
 from ..core.record import CaseRecord, Status
@@ -78,12 +78,58 @@ class MatrixRecorder:
         self.crash_dir = crash_dir
         self.writer: results.ResultsWriter | None = None
         self.interrupted = False
+        self.selection: results.Selection | None = None
+        self.expected_cells: set[tuple[str, str, bool]] | None = None
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if session.items:  # under pytest-xdist the workers collect, and tell us below
+            self._select(session.config, [item.nodeid for item in session.items])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
+        if self.selection is None:  # every worker collects the same selection
+            self._select(node.config, ids)
+
+    def _select(self, config: pytest.Config, node_ids: list[str]) -> None:
+        """What this run selected, against every cell its devices have: a partial run
+        writes into the session's file without taking the rest of it away."""
+        from ..core import cases
+
+        devices = {d.strip() for d in config.getoption("--convbn-devices").split(",")}
+        every = {
+            (case.id, device, tf32)
+            for case, device, tf32 in matrix_cells(cases.CASES)
+            if device in devices
+        }
+        chosen = {cell_of(node_id) for node_id in node_ids} - {None}
+        if not chosen:
+            return  # no matrix cell selected (the torch-side tests alone)
+        option = config.option
+        self.expected_cells = every | chosen
+        self.selection = results.Selection(
+            args=[str(a) for a in config.args],
+            selected=len(chosen),
+            full=every <= chosen,
+            keyword=getattr(option, "keyword", "") or None,
+            markers=getattr(option, "markexpr", "") or None,
+            last_failed=bool(getattr(option, "lf", False) or getattr(option, "failedfirst", False))
+            or None,
+        )
 
     def _writer(self, environment: dict | None = None) -> results.ResultsWriter:
         if self.writer is None:
             # The environment as the process that ran the case saw it; computed here
             # (importing torch) only when the first record is a crash's.
-            self.writer = results.ResultsWriter(self.run.path, self.run.header(), environment)
+            try:
+                self.writer = results.ResultsWriter(
+                    self.run.path,
+                    self.run.header(),
+                    environment,
+                    selection=self.selection,
+                    expected_cells=self.expected_cells,
+                )
+            except ConfigError as exc:
+                raise pytest.UsageError(str(exc)) from None
         return self.writer
 
     @pytest.hookimpl(trylast=True)
@@ -153,14 +199,22 @@ class MatrixRecorder:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.writer is None:
             return
+        doc = self.writer.doc
+        mine = self.writer.entry.id
         counts: dict[str, int] = {}
-        for case in self.writer.data["cases"]:
-            key = case["outcome"] or case["status"]
-            counts[key] = counts.get(key, 0) + 1
+        for record in doc.records:
+            if record.run == mine:
+                key = str(record.outcome or record.status)
+                counts[key] = counts.get(key, 0) + 1
         summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
         terminalreporter.write_sep("-", "convbn-compat matrix")
-        terminalreporter.write_line(f"torch {self.writer.data['environment']['torch']}: {summary}")
-        terminalreporter.write_line(f"results: {self.writer.path}")
+        terminalreporter.write_line(f"torch {doc.torch}: this run: {summary or 'no cells'}")
+        kept = len(doc.records) - sum(counts.values())
+        whole = "every cell" if doc.complete else "not every cell yet"
+        terminalreporter.write_line(
+            f"results: {self.writer.path} ({len(doc.records)} cells, {kept} from earlier "
+            f"runs; {whole})"
+        )
         if self.interrupted or _Interrupt.received:
             terminalreporter.write_line("interrupted: the results file is marked incomplete")
 

@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     run = results.tool_run(args, "benefit")
     out = run.path
     out.parent.mkdir(parents=True, exist_ok=True)
-    writer = results.ResultsWriter(out, run.header("benefit"))
+    writer = results.ResultsWriter(out, run.header("benefit"), kind="benefit")
     batch, size, steps = MODELS[model_name]
     section = {
         "model": model_name,
@@ -272,13 +272,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     if model_name == "resnet50":
         section["pr_figures_gb"] = PR_FIGURES_GB
-    writer.data["benefit"] = section
+
+    def flush() -> None:
+        writer.doc.benefit = results.BenefitSection.from_json(section)
+        writer.flush()
+
+    flush()
     complete = False
     try:
         for config in CONFIGS:
             record = _child(config, model_name, args.device)
             section["configs"][config] = record
-            writer.flush()
+            flush()
             print(json.dumps(record), flush=True)
         key = "peak_bytes" if args.device == "cuda" else "peak_step_bytes"
         section["summary"] = summarise(section["configs"], key)
@@ -290,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         complete = True
     finally:
         failed = any("error" in r for r in section["configs"].values())
+        writer.doc.benefit = results.BenefitSection.from_json(section)
         writer.finish(complete, 1 if failed or not complete else 0)
     print(f"wrote {out}: {json.dumps(section.get('summary'))}")
     return 1 if failed else 0

@@ -10,12 +10,12 @@ machine (or a CI job) with room for one environment at a time can replay all of 
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 from ..core import causes
 from ..core.errors import ConfigError
-from ..core.results import atomic_write_text, load_run
+from ..core.policy import Policy
+from ..core.results import FoundCause, FuzzSection, Run, atomic_write_text, load_run
 from .repro import _failing, first_and_fix, release_range, replay
 
 __all__ = ["new_causes", "propose", "release_specifier"]
@@ -40,21 +40,23 @@ def release_specifier(outcomes: dict[str, str]) -> str:
     return f">={first},<{fixed}"
 
 
-def _read(results: Path) -> tuple[object, list[dict]]:
-    """A fuzz run, and its causes read against the causes table as it is now (a cause
-    added since the run reads as known; files from before causes existed read too)."""
+def _read(results: Path) -> tuple[Run, list[FoundCause]]:
+    """A fuzz run, judged against the tables as they are now (a cause added since the
+    run reads as known; files from before causes existed read too), and its causes."""
     run = load_run(results)
-    if run.data.get("kind") != "fuzz":
-        kind = run.data.get("kind")
-        raise ConfigError(f"{results} is not a fuzz run's results (its kind is {kind!r})")
-    data = copy.deepcopy(run.data)
-    causes.assign(data)
-    return run, causes.summarise(data)
+    if run.kind != "fuzz":
+        raise ConfigError(
+            f"{results} is not a fuzz run's results (its kind is {run.kind!r}); name a file "
+            "that `nox -s fuzz-X.Y-cpu` wrote"
+        )
+    policy = Policy.current()
+    policy.judge(run)
+    return run, policy.searched_causes(run)
 
 
-def new_causes(results: Path) -> list[dict]:
+def new_causes(results: Path) -> list[FoundCause]:
     """The causes a fuzz run found that no row of ``causes.toml`` knows (now)."""
-    new = [e for e in _read(results)[1] if not e["known"]]
+    new = [e for e in _read(results)[1] if not e.known]
     if not new:
         raise ConfigError(f"{results}: its run found no new cause; nothing to propose")
     return new
@@ -72,19 +74,19 @@ def propose(
     """Replay each new cause of a fuzz run and write its proposed rows; returns where."""
     new = new_causes(results)
     # One replay for all: each environment is built (and discarded) once.
-    examples = list(dict.fromkeys(e["representative"] for e in new))
+    examples = list(dict.fromkeys(e.representative for e in new))
     replayed = replay(examples, device, root, keys, progress=progress, discard=discard)
     for entry in new:
-        seen = replayed[entry["representative"]]
-        entry["replay"] = release_range(seen)
+        seen = replayed[entry.representative]
+        entry.replay = release_range(seen)
         died = [k for k, word in seen.items() if word.startswith("error (exit")]
         if died:
-            entry["replay"] += f"; the script died in {', '.join(died)} (read those by hand)"
+            entry.replay += f"; the script died in {', '.join(died)} (read those by hand)"
         try:
-            entry["releases"] = release_specifier(seen) or None
+            entry.releases = release_specifier(seen) or None
         except ConfigError as exc:
-            entry["replay"] += f"; {exc}"
-        progress(f"{entry['cause']}: wrong or failing {entry['replay']}")
+            entry.replay += f"; {exc}"
+        progress(f"{entry.cause}: wrong or failing {entry.replay}")
     target = out or results.with_name(f"{results.stem}-proposed-causes.toml")
     atomic_write_text(target, causes.proposed_rows(new))
     return target
@@ -95,38 +97,37 @@ def triage_lines(results: Path, markdown: bool = False) -> tuple[list[str], int,
     (a cause added since the run reads as known); how many are new; whether the run
     finished."""
     run, entries = _read(results)
-    fuzz = run.data.get("fuzz", {})
-    new = [e for e in entries if not e["known"]]
-    minutes = (fuzz.get("elapsed_s") or 0) / 60
+    fuzz = run.fuzz or FuzzSection()
+    new = [e for e in entries if not e.known]
+    minutes = (fuzz.elapsed_s or 0) / 60
     figures = (
-        f"torch {run.data['environment']['torch']}: {fuzz.get('examples', 0)} examples in "
-        f"{minutes:.1f} min ({fuzz.get('examples_per_minute', 0)} a minute, seed "
-        f"{fuzz.get('seed')}, {fuzz.get('workers', 1)} workers), "
-        f"{fuzz.get('signatures', 0)} signatures, {len(entries)} causes, {len(new)} new"
+        f"torch {run.torch}: {fuzz.examples or 0} examples in "
+        f"{minutes:.1f} min ({fuzz.examples_per_minute or 0} a minute, seed "
+        f"{fuzz.seed}, {fuzz.workers or 1} workers), "
+        f"{fuzz.signatures or 0} signatures, {len(entries)} causes, {len(new)} new"
     )
-    lines = [f"## Fuzz causes: {run.data.get('session', results.stem)}", "", figures, ""]
+    lines = [f"## Fuzz causes: {run.session}", "", figures, ""]
     if markdown:
         lines += [
             "| cause | examples | signatures | range | representative |",
             "|---|---|---|---|---|",
         ]
     for e in entries:
-        is_new = e in new
-        word = "NEW" if is_new else "known"
-        link = f" {e['links'][0]}" if e.get("links") else ""
+        word = "known" if e.known else "NEW"
+        link = f" {e.links[0]}" if e.links else ""
         if markdown:
             lines.append(
-                f"| {'**NEW**' if is_new else 'known'} `{e['cause']}`{link} | {e['examples']} | "
-                f"{e['signatures']} | {e['range']} | `{e['representative']}` |"
+                f"| {'known' if e.known else '**NEW**'} `{e.cause}`{link} | {e.examples} | "
+                f"{e.signatures} | {e.range} | `{e.representative}` |"
             )
         else:
             lines.append(
-                f"{word:5} {e['cause']}: {e['examples']} examples in {e['signatures']} "
-                f"signatures, {e['range']}{link}; {e['representative']}"
+                f"{word:5} {e.cause}: {e.examples} examples in {e.signatures} "
+                f"signatures, {e.range}{link}; {e.representative}"
             )
     if not entries:
         lines.append("no failure blamed on the pass")
-    complete = bool(run.data.get("complete"))
+    complete = run.complete
     if not complete:
         lines += ["", "the search did not finish: what it found so far is above"]
     if not markdown:

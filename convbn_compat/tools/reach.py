@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     run = results.tool_run(args, "reach")
     out = run.path
     out.parent.mkdir(parents=True, exist_ok=True)
-    writer = results.ResultsWriter(out, run.header("reach"))
+    writer = results.ResultsWriter(out, run.header("reach"), kind="reach")
     table = expectations.load()
     complete = False
     try:
@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         complete = True
     finally:
         writer.finish(complete, 0 if complete else 1)
-    failed = [c["id"] for c in writer.data["cases"] if c["status"] == Status.FAILED.value]
+    failed = [r.id for r in writer.doc.records if r.status is Status.FAILED]
     print(f"wrote {out}; {len(failed)} entry point(s) other than expected: {', '.join(failed)}")
     return 1 if failed else 0
 

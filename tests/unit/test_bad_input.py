@@ -45,7 +45,7 @@ BAD_RESULTS = [
     # (what, change, the words that must be in the message)
     ("complete is a word", lambda d: d.update(complete="no"), "'complete' is 'no'"),
     ("complete is missing", lambda d: d.pop("complete"), "lacks 'complete'"),
-    ("cases is not a list", lambda d: d.update(cases={}), "'cases' is not a list"),
+    ("cases is not a list", lambda d: d.update(cases={}), "'cases' is {}; it must be a list"),
     ("cases is missing", lambda d: d.pop("cases"), "lacks 'cases'"),
     ("environment is missing", lambda d: d.pop("environment"), "lacks 'environment'"),
     ("environment without torch", lambda d: d["environment"].pop("torch"), "lacks 'torch'"),
@@ -54,9 +54,9 @@ BAD_RESULTS = [
         lambda d: d["environment"].update(torch="latest"),
         "not a torch version",
     ),
-    ("torch is a number", lambda d: d["environment"].update(torch=2.4), "lacks 'torch'"),
+    ("torch is a number", lambda d: d["environment"].update(torch=2.4), "'torch' is 2.4"),
     ("schema from the future", lambda d: d.update(schema_version=99), "schema version 99"),
-    ("schema version is a word", lambda d: d.update(schema_version="1"), "schema version '1'"),
+    ("schema version is a word", lambda d: d.update(schema_version="1"), "'schema_version' is '1'"),
     (
         "an unknown release",
         lambda d: d.update(release="9.9"),
@@ -104,10 +104,10 @@ BAD_RESULTS = [
     ),
     ("message is a number", lambda d: _case(d).update(message=3), "'message' is 3"),
     ("warnings is a string", lambda d: _case(d).update(warnings="w"), "'warnings' is 'w'"),
-    ("warnings hold a number", lambda d: _case(d).update(warnings=[1]), "'warnings' is [1]"),
+    ("warnings hold a number", lambda d: _case(d).update(warnings=[1]), "'warnings[0]' is 1"),
     ("shrunk is a word", lambda d: _case(d).update(shrunk="yes"), "'shrunk' is 'yes'"),
-    ("a case is a list", lambda d: d["cases"].__setitem__(7, []), "a case is a JSON object"),
-    ("a case is null", lambda d: d["cases"].__setitem__(7, None), "a case is a JSON object"),
+    ("a case is a list", lambda d: d["cases"].__setitem__(7, []), "it must be a JSON object"),
+    ("a case is null", lambda d: d["cases"].__setitem__(7, None), "it must be a JSON object"),
 ]
 
 

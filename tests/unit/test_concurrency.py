@@ -29,7 +29,7 @@ def _writer(path, rounds):
                     outcome=Outcome.FUSED,
                     expected_outcome=Outcome.FUSED,
                 ).to_json(),
-                "padding": "x" * 20000,
+                "message": "x" * 20000,
             }
         )
         data["complete"] = i == rounds - 1
@@ -55,7 +55,7 @@ def test_reader_never_sees_a_torn_results_file(tmp_path):
     deadline = time.monotonic() + 60
     while any(w.is_alive() for w in writers) and time.monotonic() < deadline:
         run = load_run(path)  # raises on a half-written file
-        assert isinstance(run.data["cases"], list)
+        assert isinstance(run.records, list)
         reads += 1
     for w in writers:
         w.join()

@@ -114,12 +114,11 @@ def test_committed_results_record_what_the_table_expects(path):
     pass), so the report's words about them are today's words."""
     run = load_run(path)
     table = exp.load()
-    torch = run.data["environment"]["torch"]
     wrong = []
-    for case in run.data["cases"]:
-        expected = table.lookup(case["id"], case["device"], torch).outcome.value
-        if case["expected_outcome"] != expected:
-            wrong.append(f"{case['id']}: recorded {case['expected_outcome']}, table {expected}")
-        elif run.kind in ("tests", "reach") and case["outcome"] not in (None, expected):
-            wrong.append(f"{case['id']}: {case['outcome']}, expected {expected}")
+    for record in run.records:
+        expected = table.lookup(record.id, record.device, run.torch).outcome
+        if record.expected_outcome is not expected:
+            wrong.append(f"{record.id}: recorded {record.expected_outcome}, table {expected}")
+        elif run.kind in ("tests", "reach") and record.outcome not in (None, expected):
+            wrong.append(f"{record.id}: {record.outcome}, expected {expected}")
     assert not wrong, f"re-record {path.name} or fix the table: " + "; ".join(wrong[:5])

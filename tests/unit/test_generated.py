@@ -211,7 +211,8 @@ def _planted_run(tmp_path, oracle):
     environment = {"torch": "2.15.0"}  # what a writer reads of the run's torch
     writer = ResultsWriter(tmp_path / "fuzz.json", {"session": "t", "kind": "fuzz"}, environment)
     write_results(fuzzer, writer, complete=True)
-    return writer.data, _summary(writer.data, tmp_path / "fuzz.json")
+    # What the file holds: the document's own JSON.
+    return writer.doc.to_json(), _summary(writer.doc, tmp_path / "fuzz.json")
 
 
 def test_a_run_of_known_causes_ends_in_them_and_exits_0(tmp_path, capsys):

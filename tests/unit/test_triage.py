@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from convbn_compat.core import causes, features
 from convbn_compat.core.generated import Example
 from convbn_compat.core.outcomes import Blame, Outcome
+from convbn_compat.core.record import CaseRecord
+from convbn_compat.core.results import Environment, FoundCause, FuzzSection, Run
 from convbn_compat.generator import triage
 from convbn_compat.generator.fuzz import Fuzzer
 from convbn_compat.generator.strategies import examples
@@ -110,7 +112,7 @@ def test_a_cause_seen_often_enough_gets_fewer_examples(tmp_path):
 
 def test_proposed_rows_read_back_as_a_causes_table(tmp_path):
     entries = [
-        {"known": True, "cause": "linear-3d-input"},
+        {"known": True, "cause": "linear-3d-input", "title": "", "representative": "x"},
         {
             "known": False,
             "cause": 'new:AssertionError@f:assert x == "8"',
@@ -132,7 +134,9 @@ def test_proposed_rows_read_back_as_a_causes_table(tmp_path):
         },
     ]
     path = tmp_path / "proposed.toml"
-    path.write_text(causes.proposed_rows(entries))
+    plain = {"known": False, "examples": 1, "signatures": 1, "shrunk": True, "links": []}
+    found = [FoundCause.from_json({**plain, "range": "", **e}) for e in entries]
+    path.write_text(causes.proposed_rows(found))
     table = causes.load(path)
     ids = [c.id for c in table.rows]
     assert ids[0].startswith("assertionerror-f-assert-x-8-")
@@ -261,18 +265,24 @@ def test_one_fault_seen_with_several_values_of_a_feature_is_one_cause(tmp_path):
 
 
 def test_a_new_cause_never_fingerprinted_gets_a_row_that_loads_and_matches_no_more(tmp_path):
-    from convbn_compat.core.record import CaseRecord
 
     record = CaseRecord.from_verdict(
         _Verdict(Outcome.WRONG_RESULT, Blame.PASS), "generated"
     ).to_json()
     record.update(id="Gen-Conv2d-fpos-c2x2-k3-nobias-x1x2x4x4-bnall", signature="s", shrunk=False)
     record["examples_with_signature"] = 3
-    data = {"environment": {"torch": "2.16.0.dev20261130+cpu"}, "cases": [record], "fuzz": {}}
-    causes.assign(data)
-    (entry,) = causes.summarise(data)
-    assert entry["cause"].startswith("new:")
-    assert entry["seen_on"] == "2.16.0"
+    run = Run(
+        "t",
+        Environment("2.16.0.dev20261130+cpu"),
+        [CaseRecord.from_json(record)],
+        kind="fuzz",
+        fuzz=FuzzSection(),
+    )
+    table = causes.load()
+    causes.assign(run, table)
+    (entry,) = causes.summarise(run, table)
+    assert entry.cause.startswith("new:")
+    assert entry.seen_on == "2.16.0"
     path = tmp_path / "rows.toml"
     path.write_text(causes.proposed_rows([entry]))
     (row,) = causes.load(path).rows
