@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from convbn_compat.core import releases
+from convbn_compat.core.errors import Exit
 from convbn_compat.core.releases import NEWEST, RELEASES
+from tests.unit.test_cli import one_line_error, run
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -18,6 +20,7 @@ else:  # remove when Python>=3.11
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "convbn_compat"
+NOT_A_CHECKOUT = "has no noxfile.py; run it from a convbn-compat checkout"
 
 
 def _setuptools() -> dict:
@@ -58,3 +61,26 @@ def test_sessions_install_under_the_checkouts_constraints_file(flavour, monkeypa
     relative = ["-c", f"constraints/torch-{NEWEST}.txt"]  # nox runs from the checkout
     assert torch_args[1:3] == relative
     assert project_args == ["-e", ".[test]", *relative]
+
+
+FUZZ_NEW = (
+    "docs/fuzz/superseded/fuzz-installed-cuda-h200-torch-2.11.0-cu130-before-float64-check.json"
+)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bisect", "ConvOp-bias-Conv2d-bn-module", "--older", "2.2", "--newer", "2.4"],
+        ["replay", "--releases", "2.4,2.15"],
+        ["propose", ROOT / FUZZ_NEW],  # a run with a new cause: it gets past the reading
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_what_needs_the_checkout_refuses_in_one_line_elsewhere(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *argv)
+    assert code == Exit.BAD_INPUT
+    assert f"{argv[0]} builds each release's environment" in one_line_error(err)
+    assert f"{tmp_path} {NOT_A_CHECKOUT}" in err
+    assert list(tmp_path.iterdir()) == []  # nothing written before it refused
