@@ -146,7 +146,9 @@ def unit(session: nox.Session) -> None:
 
 @nox.session(name="install-faults", python="3.11", tags=["install"], default=False)
 def install_faults(session: nox.Session) -> None:
-    """Cause install faults for real through nox (needs the network and a torch download)."""
+    """Cause install faults for real through nox, and run every command from the wheel."""
+    # Needs the network: a torch download for the faults, the wheel's dependencies for
+    # the fresh environment it is installed in (tests/install/test_wheel.py).
     session.install("-e", ".[test,dev]")
     session.run("python", "-m", "pytest", INSTALL_TESTS, *session.posargs)
 

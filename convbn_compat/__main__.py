@@ -198,16 +198,26 @@ def _standalone(args: argparse.Namespace) -> int:
     return _emit(draft_issue(args.case, script, name), args.output.with_suffix(".md"))
 
 
-def _bisect(args: argparse.Namespace) -> int:
-    from .tools.repro import bisect, nox_command
+def _checkout_here(command: str) -> Path:
+    """The checkout to build release environments in: this folder, if it is one. bisect,
+    replay and propose run the repository's Nox sessions, which an installed wheel lacks;
+    they refuse, in one line, before anything is written or built."""
+    from .tools.repro import nox_command
 
     root = Path.cwd()
     if not (root / "noxfile.py").is_file():
         raise ConfigError(
-            f"bisect builds each release's environment with the repository's Nox sessions, "
-            f"and {root} has no noxfile.py; run it from a convbn-compat checkout"
+            f"{command} builds each release's environment with the repository's Nox "
+            f"sessions, and {root} has no noxfile.py; run it from a convbn-compat checkout"
         )
     nox_command()  # refuses, saying how to install it, where there is no nox to run
+    return root
+
+
+def _bisect(args: argparse.Namespace) -> int:
+    from .tools.repro import bisect
+
+    root = _checkout_here("bisect")
     return bisect(args.case, args.older, args.newer, args.device, root)
 
 
@@ -218,7 +228,7 @@ def _replay(args: argparse.Namespace) -> int:
     check_output_file(args.output)
     ids = args.cases or [c.id for c in CASES if c.subset == FOUND]
     keys = args.releases.split(",") if args.releases else None
-    seen = replay(ids, args.device, Path.cwd(), keys)
+    seen = replay(ids, args.device, _checkout_here("replay"), keys)
     for case_id, row in seen.items():
         print(f"{case_id}: wrong or failing {release_range(row)}")
     if args.output:
@@ -238,18 +248,12 @@ def _triage(args: argparse.Namespace) -> int:
 
 def _propose(args: argparse.Namespace) -> int:
     from .tools.propose import new_causes, propose
-    from .tools.repro import nox_command
 
     check_output_file(args.output)
     new_causes(args.results)  # a bad file is refused before any environment is built
-    if not (Path.cwd() / "noxfile.py").is_file():
-        raise ConfigError(
-            "propose replays in each release's environment, built by the repository's Nox "
-            f"sessions, and {Path.cwd()} has no noxfile.py; run it from a convbn-compat checkout"
-        )
-    nox_command()  # refuses, saying how to install it, where there is no nox to run
+    root = _checkout_here("propose")
     keys = args.releases.split(",") if args.releases else None
-    out = propose(args.results, args.output, args.device, keys, Path.cwd(), args.discard)
+    out = propose(args.results, args.output, args.device, keys, root, args.discard)
     print(f"proposed rows with their release ranges: {out}")
     return 0
 

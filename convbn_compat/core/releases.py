@@ -1,6 +1,8 @@
 """The release table: the one source of truth for which torch each session tests.
 
-Adding a release is one row in ``RELEASES`` and one file ``constraints/torch-X.Y.txt``.
+Adding a release is one row in ``RELEASES`` and one file ``constraints/torch-X.Y.txt``
+(the wheel ships that folder as ``convbn_compat/constraints``; ``constraints_file`` finds
+it in either place).
 """
 
 from __future__ import annotations
@@ -21,13 +23,17 @@ __all__ = [
     "RELEASED",
     "RELEASES",
     "Release",
+    "checkout",
+    "constraints_file",
     "get_release",
     "session_name",
     "torch_index",
 ]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONSTRAINTS_DIR = PROJECT_ROOT / "constraints"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = PACKAGE_DIR.parent
+"""The checkout when this package runs from one (see ``checkout``); in an installed
+wheel, site-packages, which is none."""
 
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
 FLAVOURS = ("cpu", "cuda")  # the wheel flavours, named after the device they add
@@ -55,7 +61,7 @@ class Release:
 
     @property
     def constraints(self) -> Path:
-        return CONSTRAINTS_DIR / f"torch-{self.key}.txt"
+        return constraints_file(self.key)
 
     @property
     def is_nightly(self) -> bool:
@@ -66,6 +72,20 @@ class Release:
 
     def session(self, flavour: str, kind: str = "tests") -> str:
         return session_name(kind, self.key, flavour)
+
+
+def checkout() -> Path | None:
+    """The convbn-compat checkout this package runs from (the source tree, or an editable
+    install of it); None where it runs from an installed wheel."""
+    return PROJECT_ROOT if (PROJECT_ROOT / "noxfile.py").is_file() else None
+
+
+def constraints_file(key: str) -> Path:
+    """A release's constraints file: the checkout's ``constraints/torch-X.Y.txt``, which
+    the sessions install under, or the copy an installed wheel carries."""
+    root = checkout()
+    folder = root / "constraints" if root else PACKAGE_DIR / "constraints"
+    return folder / f"torch-{key}.txt"
 
 
 def session_name(kind: str, release: str, flavour: str | None = None) -> str:
