@@ -405,3 +405,72 @@ def test_a_report_that_cannot_be_written_exits_2_and_keeps_the_previous(
     assert main(["report", str(place / "results"), "-o", str(out)]) == Exit.BAD_INPUT
     assert _one_line(capsys) == "convbn-compat: " + says.format(out=out)
     assert_untouched(out, before)
+
+
+@pytest.mark.parametrize("command", ["report", "table"])
+def test_a_removed_working_folder_is_one_line(capsys, place, command):
+    """A shell that sat in a report folder is in the removed one once a report ran."""
+    os.rmdir(place / "cwd")
+    assert main([command, str(place / "results"), "-o", "out"]) == 2
+    assert "the current folder no longer exists" in _one_line(capsys)
+
+
+BAD_FILES = [
+    ("", "-o is empty or '.'; name a file"),
+    ("{tmp}", "-o {tmp} is a folder"),
+    ("{tmp}/missing/t.md", "its folder {tmp}/missing does not exist"),
+    ("{tmp}/f/t.md", "{tmp}/f is a file, not a folder"),
+    ("{tmp}/gone", "-o {tmp}/gone is a link to {tmp}/nowhere, which does not exist"),
+    ("/proc/t.md", "cannot write /proc/t.md"),
+]
+
+
+# Each command that writes one file, with what it reads ({tmp} as above). replay and
+# propose check -o before their hours of work.
+FILE_COMMANDS = {
+    "table": ["{tmp}/results"],
+    "repro": ["ConvOp-bias-Conv2d-bn-module"],
+    "replay": ["ConvOp-bias-Conv2d-bn-module"],
+    "propose": ["{tmp}/results/tests-2.4-cpu.json"],
+}
+
+
+@pytest.mark.parametrize("command", FILE_COMMANDS)
+@pytest.mark.parametrize(("where", "says"), BAD_FILES)
+def test_a_bad_output_file_exits_2_with_one_line(capsys, place, command, where, says):
+    args = [a.format(tmp=place) for a in FILE_COMMANDS[command]]
+    before = sorted(place.rglob("*"))
+    assert main([command, *args, "-o", where.format(tmp=place)]) == 2
+    assert says.format(tmp=place) in _one_line(capsys)
+    assert sorted(place.rglob("*")) == before
+
+
+FILE_FAILURES = [
+    # A folder that refuses new files is found before the work; a full disk, writing.
+    ("tempfile", "mkstemp", errno.EACCES, "cannot write {out} (Permission denied); choose"),
+    ("os", "fsync", errno.ENOSPC, "no space left writing {out}; free space or choose"),
+]
+
+
+@pytest.mark.parametrize(("module", "failing", "code", "says"), FILE_FAILURES)
+def test_an_output_file_that_cannot_be_written_exits_2_and_keeps_the_previous(
+    capsys, place, monkeypatch, module, failing, code, says
+):
+    out = place / "t.md"
+    out.write_text("the previous table\n")
+    monkeypatch.setattr(
+        getattr(output, module), failing, _raising(OSError(code, os.strerror(code)))
+    )
+    assert main(["table", str(place / "results"), "-o", str(out)]) == Exit.BAD_INPUT
+    assert _one_line(capsys) == f"convbn-compat: {says.format(out=out)} another -o"
+    assert out.read_text() == "the previous table\n"
+    assert sorted(p.name for p in place.iterdir()) == ["cwd", "f", "gone", "results", "t.md"]
+
+
+def test_an_output_file_through_a_link_writes_the_file_it_names(place):
+    (place / "table.md").write_text("the previous table\n")
+    (place / "latest.md").symlink_to("table.md")
+    assert main(["table", str(place / "results"), "-o", str(place / "latest.md")]) == 0
+    assert (place / "latest.md").is_symlink()
+    assert (place / "table.md").read_text().startswith("# ")
+    assert not [p.name for p in place.iterdir() if p.name.startswith(".")]
