@@ -90,6 +90,7 @@ def main_report(
         data["baseline"] = {"source": str(baseline), "cells": diff}
     # Everything is rendered before the first byte is written.
     files = {
+        # The format core.results.atomic_write_json writes every JSON file of ours in.
         "matrix.json": json.dumps(data, indent=1, sort_keys=False) + "\n",
         "matrix.md": render_markdown(view),
         "summary.md": render_job_summary(view),
