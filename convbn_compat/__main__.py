@@ -126,23 +126,21 @@ def _env(args: argparse.Namespace) -> int:
 
 
 def check_output_file(output: Path | None) -> None:
-    """``-o FILE``: a file to write (replaced if it exists) in a folder that exists."""
-    if output is None:
-        return
-    if output.is_dir():
-        raise ConfigError(f"-o {output} is a folder; name a file to write")
-    if not output.parent.is_dir():
-        raise ConfigError(
-            f"-o {output}: its folder {output.parent} does not exist; create it first or "
-            "choose another path"
-        )
+    """``-o FILE``: a file to write (replaced if it exists) in a folder that exists and
+    takes a new file; refused with one line before the command's work, not after it."""
+    if output is not None:
+        from .core.output import check_file
+
+        check_file(output)
 
 
 def _emit(text: str, output: Path | None, hint: str = "") -> int:
-    """Write ``text`` to ``output`` if given, else to stdout."""
+    """Write ``text`` to ``output`` (whole, or the previous file stays) if given, else
+    to stdout."""
     if output:
-        check_output_file(output)
-        output.write_text(text, encoding="utf-8")
+        from .core.output import write_file
+
+        write_file(output, text)
         print(f"wrote {output}{hint}")
     else:
         print(text, end="")

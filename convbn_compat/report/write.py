@@ -2,20 +2,26 @@
 
 The model (columns of records, the comparison with a baseline) is ``model``; ``view``
 computes what a reader sees once, and ``markdown`` and ``html`` draw it. This module
-writes the four files and decides the exit status: findings (a new failure against the
-baseline, an incomplete run) exit 1, bad input exits 2.
+writes the four files, as a set (``core.output.write_folder``: a reader sees the whole
+previous report or the whole new one), and decides the exit status: findings (a new
+failure against the baseline, an incomplete run) exit 1, bad input exits 2.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import os
 from pathlib import Path
 
-import filelock
-
 from ..core.errors import ConfigError, Exit
+from ..core.output import (
+    current_folder,
+    refuse_bad_parent,
+    refuse_dangling_link,
+    write_folder,
+)
 from ..core.releases import INSTALLED, RELEASES
-from ..core.results import atomic_write_json, atomic_write_text
 from .html import render_html
 from .markdown import render_job_summary, render_markdown, table_document
 from .model import build_matrix, compare, load_baseline
@@ -24,15 +30,33 @@ from .view import build_view, summary_lines
 __all__ = ["main_report", "table"]
 
 
+# Two reports writing one folder take turns on this file in it.
+LOCK = ".matrix.lock"
+
+
 def check_output_folder(outdir: Path) -> None:
-    """The report's folder may exist (its files are replaced) or be new, in a folder that
-    exists: a typo in a parent is not silently made into a tree of folders."""
+    """The report's folder may exist (it is replaced whole, what else it holds kept) or be
+    new, in a folder that exists: a typo in a parent is not silently made into a tree of
+    folders. Through a link, the folder it names is replaced."""
+    here = current_folder().resolve()
+    refuse_dangling_link(outdir, "folder")
     if outdir.exists() and not outdir.is_dir():
         raise ConfigError(f"-o {outdir} is a file; name a folder for the report's four files")
-    if not outdir.exists() and not outdir.parent.is_dir():
+    refuse_bad_parent(
+        outdir,
+        f"-o {outdir}: its parent folder {outdir.parent} does not exist; create it first "
+        "or choose another folder",
+    )
+    folder = Path(os.path.realpath(outdir))
+    if folder in (here, *here.parents):
+        shown = "is empty or '.'" if outdir == Path(".") else f"{outdir} holds the current folder"
         raise ConfigError(
-            f"-o {outdir}: its parent folder {outdir.parent} does not exist; create it first "
-            "or choose another folder"
+            f"-o {shown}; the report replaces its folder whole, so name a folder of its "
+            "own (e.g. -o report)"
+        )
+    if outdir.exists() and os.path.ismount(folder):
+        raise ConfigError(
+            f"-o {outdir} is a mount point, which cannot be replaced whole; name a folder inside it"
         )
 
 
@@ -60,20 +84,19 @@ def main_report(
     view = build_view(matrix, diff)
     for note in matrix.skipped:
         print(f"skipped {note}")
-    outdir.mkdir(exist_ok=True)
     generated = f", generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
-    # Two reports writing one folder take turns; each file is replaced atomically.
-    with filelock.FileLock(str(outdir / ".matrix.lock"), timeout=120):
-        data = matrix.to_json()
-        if diff is not None:
-            data["baseline"] = {"source": str(baseline), "cells": diff}
-        atomic_write_json(outdir / "matrix.json", data)
-        for name, text in (
-            ("matrix.md", render_markdown(view)),
-            ("summary.md", render_job_summary(view)),
-            ("matrix.html", render_html(view, generated)),
-        ):
-            atomic_write_text(outdir / name, text)
+    data = matrix.to_json()
+    if diff is not None:
+        data["baseline"] = {"source": str(baseline), "cells": diff}
+    # Everything is rendered before the first byte is written.
+    files = {
+        # The format core.results.atomic_write_json writes every JSON file of ours in.
+        "matrix.json": json.dumps(data, indent=1, sort_keys=False) + "\n",
+        "matrix.md": render_markdown(view),
+        "summary.md": render_job_summary(view),
+        "matrix.html": render_html(view, generated),
+    }
+    write_folder(outdir, files, LOCK)
     print(
         f"wrote {outdir / 'matrix.md'}, summary.md, matrix.json, matrix.html "
         f"({len(matrix.columns)} columns, {len(matrix.cells)} cases)"
