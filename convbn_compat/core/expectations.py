@@ -20,14 +20,34 @@ from .entrypoints import IDS as ENTRY_IDS
 from .errors import ConfigError
 from .outcomes import Outcome
 from .record import CaseRecord, Status
-from .tables import checked_row, read_rows
+from .tables import (
+    Choice,
+    Key,
+    ListOf,
+    OneOrMore,
+    Releases,
+    Table,
+    Text,
+    read_table,
+    refusal,
+)
 from .versions import torch_release
 
 __all__ = ["DEFAULT_FILE", "Expectation", "Expectations", "load"]
 
 DEFAULT_FILE = Path(__file__).with_name("expectations.toml")
 KNOWN_IDS = tuple(c.id for c in CASES) + ENTRY_IDS
-_FIELDS = {"releases", "cases", "devices", "outcome", "reason", "links"}
+ROW = Table(
+    {
+        "releases": Key(Releases(), required=True),
+        "cases": Key(OneOrMore(Text()), required=True, sample='["*ConvOp-*-decomposed"]'),
+        "devices": Key(ListOf(Choice(DEVICES), nonempty=True), default=DEVICES),
+        "outcome": Key(Text(), required=True, sample='"not-fused"'),
+        "reason": Key(Text(), required=True, sample='"""the verified cause"""'),
+        "links": Key(ListOf(Text()), default=(), sample='["https://github.com/..."]'),
+    }
+)
+"""An ``[[expect]]`` row: its keys, their kinds, which are required."""
 
 
 @dataclass(frozen=True)
@@ -85,26 +105,25 @@ class Expectations:
 
 
 def _row(raw: dict, where: str) -> Expectation:
-    releases = checked_row(raw, where, _FIELDS, ("releases", "cases", "outcome", "reason"))
-    devices = tuple(raw.get("devices", DEVICES))
-    bad = [d for d in devices if d not in DEVICES]
-    if bad:
-        raise ConfigError(f"{where}: unknown devices {bad}; choose from {list(DEVICES)}")
-    patterns = (raw["cases"],) if isinstance(raw["cases"], str) else tuple(raw["cases"])
-    for pattern in patterns:
+    for pattern in raw["cases"]:
         if not any(fnmatch.fnmatchcase(i, pattern) for i in KNOWN_IDS):
-            raise ConfigError(f"{where}: cases pattern {pattern!r} matches no case id")
+            raise refusal(where, "cases", f"pattern {pattern!r} matches no case id")
     try:
         outcome = Outcome.parse(raw["outcome"])
     except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise refusal(where, "outcome", f"is {raw['outcome']!r}: {exc}") from None
     if outcome is Outcome.FUSED:
-        raise ConfigError(f"{where}: 'fused' is the default; only list other outcomes")
+        raise refusal(where, "outcome", "is 'fused', the default; only list other outcomes")
     return Expectation(
-        releases, patterns, devices, outcome, raw["reason"].strip(), tuple(raw.get("links", ()))
+        raw["releases"],
+        tuple(raw["cases"]),
+        tuple(raw["devices"]),
+        outcome,
+        raw["reason"].strip(),
+        tuple(raw["links"]),
     )
 
 
 def load(path: Path = DEFAULT_FILE) -> Expectations:
-    rows = read_rows(path, "expect", "expectations")
+    rows = read_table(path, "expect", "expectations", ROW)
     return Expectations([_row(raw, where) for raw, where in rows], str(path))

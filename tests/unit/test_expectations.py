@@ -71,9 +71,9 @@ def test_overlapping_rows_are_an_error(tmp_path):
         (("not-fused", "fuzed"), "unknown outcome 'fuzed'; choose one of: fused, not-fused"),
         (("*-decomposed", "*-nothing"), "pattern '\\*-nothing' matches no case id"),
         (("<2.4", "less than 2.4"), "is no specifier"),
-        (('reason = "no aten patterns"', 'reason = ""'), "missing 'reason'"),
-        (('outcome = "not-fused"', 'outcome = "fused"'), "'fused' is the default"),
-        (("cases =", "case ="), "unknown keys"),
+        (('reason = "no aten patterns"', 'reason = ""'), "'reason' is empty"),
+        (('outcome = "not-fused"', 'outcome = "fused"'), "'fused', the default"),
+        (("cases =", "case ="), "'case' is no key; did you mean 'cases'"),
     ],
 )
 def test_bad_rows_name_the_file_and_the_problem(tmp_path, edit, message):
