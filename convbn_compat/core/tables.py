@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
 
 from .errors import ConfigError
+from .releases import RELEASED, RELEASES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,6 +49,7 @@ __all__ = [
     "Text",
     "read_table",
     "refusal",
+    "shared_release",
 ]
 
 
@@ -353,3 +356,64 @@ def read_table(path: Path | str, table: str, what: str, row: Table) -> list[tupl
                     raise refusal(where, name, what)
         rows.append((typed, where))
     return rows
+
+
+# -- release ranges ---------------------------------------------------------------------
+
+
+def _around(spec: SpecifierSet) -> set[Version]:
+    """The releases at and next to each bound of ``spec``: wherever two ranges meet, one
+    of these is in both (rows read a torch version as its X.Y.Z release)."""
+    out = set()
+    for one in spec:
+        text = one.version.removesuffix(".*")
+        try:
+            major, minor, patch = ([*Version(text).release, 0, 0])[:3]
+        except ValueError:  # `===` compares text; nothing to stand next to
+            continue
+        for nearby in (
+            (major, minor, patch),
+            (major, minor, patch + 1),
+            (major, minor, patch - 1),
+            (major, minor + 1, 0),
+            (major, minor - 1, 0),
+            (major + 1, 0, 0),
+            (major - 1, 0, 0),
+        ):
+            if min(nearby) >= 0:
+                out.add(Version(".".join(map(str, nearby))))
+    return out
+
+
+def _nightly() -> Version:
+    """The release a nightly counts as: the one after the newest in the table."""
+    major, minor = (int(p) for p in RELEASED[-1].split("."))
+    return Version(f"{major}.{minor + 1}.0")
+
+
+SEEN = tuple(
+    dict.fromkeys(
+        [
+            *(Version(RELEASES[k].torch) for k in RELEASED),
+            *(Version(f"{k}.0") for k in RELEASED),
+            _nightly(),
+        ]
+    )
+)
+"""The torch versions a row is asked about, the likeliest first: the release table's
+pins, each release's first patch, and the nightly's release."""
+
+
+def shared_release(a: SpecifierSet, b: SpecifierSet) -> Version | None:
+    """A release both ranges hold, or None when they share none. The table's releases
+    come first, so that a message names one of them; then every release next to a bound
+    of either range, where two ranges that meet anywhere else meet too."""
+    candidates = [*SEEN, *sorted(_around(a) | _around(b))]
+    return next(
+        (
+            v
+            for v in candidates
+            if a.contains(v, prereleases=True) and b.contains(v, prereleases=True)
+        ),
+        None,
+    )

@@ -1,6 +1,7 @@
 """The TOML tables are typed as they load (issue #30): a hand edit that TOML reads but
 that would fail later, or match the wrong thing, is refused at once with one line that
-names the file, the row and the key, what it holds and what to write instead."""
+names the file, the row and the key, what it holds and what to write instead; and two
+expectation rows that can name one cell are refused at load."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import re
 
 import pytest
 from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from convbn_compat.core import causes, expectations
 from convbn_compat.core.errors import ConfigError
+from convbn_compat.core.tables import shared_release
 
 CAUSES = causes.DEFAULT_FILE.read_text(encoding="utf-8")
 EXPECTATIONS = expectations.DEFAULT_FILE.read_text(encoding="utf-8")
@@ -180,3 +183,81 @@ reason = "no aten patterns"
 def test_a_hand_edited_expectation_row_is_refused_naming_row_and_key(tmp_path, old, new, says):
     message = _refused(tmp_path, "expectations.toml", _edit(EXPECT, old, new), expectations.load)
     assert message.startswith(f"[[expect]] #1: {says}"), message
+
+
+def _rows(*rows: tuple[str, str, str]) -> str:
+    """``[[expect]]`` rows of (releases, cases, devices), written as TOML values."""
+    return "".join(
+        f'\n[[expect]]\nreleases = "{releases}"\ncases = {cases}\ndevices = {devices}\n'
+        f'outcome = "not-fused"\nreason = "r"\n'
+        for releases, cases, devices in rows
+    )
+
+
+BOTH = '["cpu", "cuda"]'
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "names"),
+    [
+        (
+            ("<2.4", '"*-decomposed"', BOTH),
+            ("<2.3", '"ConvOp-*"', '["cuda"]'),
+            "both name ConvOp-bias-Conv1d-bn-decomposed on cuda in torch 2.2.2",
+        ),
+        # Ranges that meet only where the release table has no release.
+        (
+            ("<2.4", '"*-decomposed"', BOTH),
+            (">=2.3.9", '"*-decomposed"', '["cpu"]'),
+            "on cpu in torch 2.3.9 (releases '<2.4' and '>=2.3.9')",
+        ),
+        # Generated examples that no committed case is: the first is a Linear's and a
+        # Conv1d's, the second a Conv2d's, and both name Conv2d's with keywords.
+        (
+            ("<2.5", '"Gen-*-fkw-*"', BOTH),
+            (">=2.2", '["Gen-Conv2d-*"]', '["cpu"]'),
+            "both name Gen-Conv2d-fkw-",
+        ),
+    ],
+)
+def test_overlapping_expectation_rows_are_refused_at_load(tmp_path, first, second, names):
+    message = _refused(tmp_path, "expectations.toml", _rows(first, second), expectations.load)
+    assert message.startswith(
+        "[[expect]] #2: 'releases', 'cases' and 'devices' overlap row #1's: "
+    ), message
+    assert names in message
+    assert message.endswith("make the rows disjoint: narrow one's releases, cases or devices")
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        (">=2.4", '"*-decomposed"', BOTH),  # the ranges meet nowhere
+        ("<2.4.1,>2.4", '"*-decomposed"', BOTH),  # no X.Y.Z between 2.4.0 and 2.4.1
+        ("<2.4", '"*-module"', BOTH),  # no case both name
+        ("<2.4", '"Gen-*-fpos-*"', BOTH),  # a generated id has one call style
+        ("<2.4", '"*-decomposed"', '["cuda"]'),  # nor one device both list
+    ],
+)
+def test_rows_that_cannot_name_one_cell_load(tmp_path, second):
+    first = ("<2.4", '["*ConvOp-*-decomposed", "Gen-*-decomposed-*"]', '["cpu"]')
+    path = tmp_path / "expectations.toml"
+    path.write_text(_rows(first, second))
+    assert len(expectations.load(path).rows) == 2
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "shared"),
+    [
+        ("<2.4", ">=2.4", None),
+        ("<2.4.1", ">2.4", None),
+        (">=2.5,<2.13", "==2.12.*", "2.12.1"),
+        ("==2.11.*", ">2.11.0", "2.11.1"),
+        (">2.15.0", "", "2.16.0"),  # the nightly's release, before any other
+        (">2.15.0,<2.16", "", "2.15.1"),
+        ("==2.5", "~=2.5.1", None),  # ==2.5 is 2.5.0 alone
+    ],
+)
+def test_shared_release_finds_a_release_in_both_ranges(a, b, shared):
+    found = shared_release(SpecifierSet(a), SpecifierSet(b))
+    assert found == (Version(shared) if shared else None)
