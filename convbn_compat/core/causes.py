@@ -210,7 +210,9 @@ def _row(raw: dict, where: str) -> Cause:
     )
 
 
-def load(path: Path = DEFAULT_FILE) -> Causes:
+def load(path: Path | None = None) -> Causes:
+    """The table in ``path`` (default: ``DEFAULT_FILE``, read when called)."""
+    path = DEFAULT_FILE if path is None else path
     rows = [_row(raw, where) for raw, where in read_table(path, "cause", "causes", ROW)]
     return Causes(rows, str(path))
 

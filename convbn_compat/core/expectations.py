@@ -182,7 +182,9 @@ def _refuse_overlaps(rows: list[Expectation], wheres: list[str]) -> None:
         )
 
 
-def load(path: Path = DEFAULT_FILE) -> Expectations:
+def load(path: Path | None = None) -> Expectations:
+    """The table in ``path`` (default: ``DEFAULT_FILE``, read when called)."""
+    path = DEFAULT_FILE if path is None else path
     rows = read_table(path, "expect", "expectations", ROW)
     table = [_row(raw, where) for raw, where in rows]
     _refuse_overlaps(table, [where for _, where in rows])

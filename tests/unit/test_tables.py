@@ -11,9 +11,12 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from convbn_compat import __main__ as cli
 from convbn_compat.core import causes, expectations
-from convbn_compat.core.errors import ConfigError
+from convbn_compat.core.errors import ConfigError, Exit
 from convbn_compat.core.tables import shared_release
+
+from .test_cli import ROOT, one_line_error
 
 CAUSES = causes.DEFAULT_FILE.read_text(encoding="utf-8")
 EXPECTATIONS = expectations.DEFAULT_FILE.read_text(encoding="utf-8")
@@ -261,3 +264,20 @@ def test_rows_that_cannot_name_one_cell_load(tmp_path, second):
 def test_shared_release_finds_a_release_in_both_ranges(a, b, shared):
     found = shared_release(SpecifierSet(a), SpecifierSet(b))
     assert found == (Version(shared) if shared else None)
+
+
+def test_triage_with_a_bad_causes_table_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "causes.toml"
+    bad.write_text(
+        _edit(CAUSES, KW_LINKS, KW_LINKS.replace('["https', '"https').replace('"]', '"'))
+    )
+    monkeypatch.setattr(causes, "DEFAULT_FILE", bad)
+    results = ROOT / "docs/fuzz/fuzz-2.15-cpu-10min-fresh-clone.json"
+    code = cli.main(["triage", str(results)])
+    out, err = capsys.readouterr()
+    line = one_line_error(err)
+    assert code == Exit.BAD_INPUT
+    assert not out
+    assert line == f"convbn-compat: {bad}: {KW}: 'links' is a string; write a list of strings: " + (
+        'links = ["https://github.com/..."]'
+    )
