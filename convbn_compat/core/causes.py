@@ -21,9 +21,22 @@ from packaging.specifiers import SpecifierSet
 from . import features as example_features
 from . import generated
 from .errors import ConfigError
-from .outcomes import Blame
+from .outcomes import Blame, Outcome
 from .record import CaseRecord
-from .tables import checked_row, read_rows
+from .tables import (
+    Bool,
+    Choice,
+    Int,
+    Key,
+    Kind,
+    ListOf,
+    Regex,
+    Releases,
+    Table,
+    TableOf,
+    Text,
+    read_table,
+)
 from .versions import torch_release
 
 __all__ = [
@@ -60,7 +73,16 @@ class Cause:
     suspect: str = ""
     """The pass's function where the fault lies."""
     crash: dict = field(default_factory=dict)
+    """Its crash state as written: exception, function and the ``line`` regex's text."""
     when: dict = field(default_factory=dict)
+    """Feature -> the list of values that make it."""
+    line: re.Pattern | None = field(default=None, compare=False, repr=False)
+    """``crash["line"]`` compiled: ``load`` compiles it (a regex that does not compile is
+    refused there); a row made in code gets it here."""
+
+    def __post_init__(self) -> None:
+        if self.line is None and self.crash:
+            object.__setattr__(self, "line", re.compile(self.crash["line"]))
 
     def in_range(self, torch_version: str) -> bool:
         return self.releases.contains(torch_release(torch_version), prereleases=True)
@@ -74,7 +96,7 @@ class Cause:
             return False
         head, _, source = own[-1].partition(": ")
         function = head.rsplit(" in ", 1)[-1]
-        return function == self.crash["function"] and bool(re.search(self.crash["line"], source))
+        return function == self.crash["function"] and bool(self.line and self.line.search(source))
 
     def predicts(self, found: dict) -> bool:
         """Whether an example's own features (``features.of_example``), before it runs,
@@ -118,36 +140,83 @@ class Causes:
         return next((c for c in rows if c.matches_features(found)), None)
 
 
+def _when_kind(name: str) -> Kind:
+    """What a ``when`` lists for one feature: the values its example or record has."""
+    if name == "layer":
+        return Choice(generated.LAYERS)
+    if name == "call":
+        return Choice(generated.CALLS)
+    if name == "outcome":
+        return Choice(tuple(o.value for o in Outcome))
+    if name == "exception":
+        return Text()
+    feature = example_features.BY_NAME[name]
+    if isinstance(feature.plain, bool):
+        return Bool()
+    if isinstance(feature.plain, int):
+        return Int()
+    return Choice((feature.plain, *feature.domain))
+
+
+ROW = Table(
+    {
+        "id": Key(Text(), required=True, unique=True, sample='"conv-args-by-keyword"'),
+        "title": Key(Text(), required=True),
+        "releases": Key(Releases(), required=True),
+        "links": Key(ListOf(Text()), default=(), sample='["https://github.com/..."]'),
+        "case": Key(Text(), required=True, sample='"Bug196165-convkwargs-Conv2d-bn-module"'),
+        "example": Key(Text(), default=""),
+        "suspect": Key(Text(), default=""),
+        "crash": Key(
+            Table(
+                {
+                    "exception": Key(Text(), required=True, sample='"AssertionError"'),
+                    "function": Key(Text(), required=True, sample='"efficient_conv_bn_eval"'),
+                    "line": Key(Regex(), required=True),
+                }
+            ),
+            default={},
+        ),
+        "when": Key(
+            TableOf(
+                {n: ListOf(_when_kind(n), nonempty=True) for n in (*FEATURES, *RECORD_FEATURES)},
+                name="feature",
+            ),
+            default={},
+            sample='{ layer = ["Linear"], outcome = ["wrong-result"] }',
+        ),
+    }
+)
+"""A ``[[cause]]`` row: its keys, their kinds, which are required; a ``when`` lists,
+for each feature it names, the values of that feature's own type."""
+
+
 def _row(raw: dict, where: str) -> Cause:
-    allowed = {"id", "title", "releases", "links", "case", "example", "suspect", "crash", "when"}
-    releases = checked_row(raw, where, allowed, ("id", "title", "releases", "case"))
-    when = raw.get("when", {})
-    bad = set(when) - set(FEATURES) - set(RECORD_FEATURES)
-    if bad:
-        raise ConfigError(f"{where}: unknown features {sorted(bad)}; features: {FEATURES}")
-    crash = raw.get("crash", {})
-    if crash and set(crash) != {"exception", "function", "line"}:
-        raise ConfigError(f"{where}: crash needs exception, function and line")
+    crash, when = raw["crash"], raw["when"]
     if not (when or crash):
-        raise ConfigError(f"{where}: a cause needs a crash state or features to be known by")
+        raise ConfigError(
+            f"{where}: 'crash' and 'when' are both missing: a cause needs a crash state or "
+            f"features to be known by; write one or both: when = {ROW.keys['when'].sample}"
+        )
+    line = crash.get("line")
     return Cause(
         raw["id"],
         raw["title"],
-        releases,
-        tuple(raw.get("links", ())),
+        raw["releases"],
+        tuple(raw["links"]),
         raw["case"],
-        raw.get("example", ""),
-        raw.get("suspect", ""),
-        crash,
+        raw["example"],
+        raw["suspect"],
+        {**crash, "line": line.pattern} if line else {},
         when,
+        line,
     )
 
 
-def load(path: Path = DEFAULT_FILE) -> Causes:
-    rows = [_row(raw, where) for raw, where in read_rows(path, "cause", "causes")]
-    ids = [c.id for c in rows]
-    if len(set(ids)) != len(ids):
-        raise ConfigError(f"{path}: two causes share an id; ids: {ids}")
+def load(path: Path | None = None) -> Causes:
+    """The table in ``path`` (default: ``DEFAULT_FILE``, read when called)."""
+    path = DEFAULT_FILE if path is None else path
+    rows = [_row(raw, where) for raw, where in read_table(path, "cause", "causes", ROW)]
     return Causes(rows, str(path))
 
 

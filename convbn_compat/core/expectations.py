@@ -9,6 +9,8 @@ two things about one cell.
 from __future__ import annotations
 
 import fnmatch
+import functools
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,16 +20,38 @@ from .cases import CASES
 from .cells import DEVICES
 from .entrypoints import IDS as ENTRY_IDS
 from .errors import ConfigError
+from .generated import BN_FORMS, CALLS, CONTROLS, DTYPES, LAYERS, PREFIX, Example, spatial_dims
 from .outcomes import Outcome
 from .record import CaseRecord, Status
-from .tables import checked_row, read_rows
+from .tables import (
+    Choice,
+    Key,
+    ListOf,
+    OneOrMore,
+    Releases,
+    Table,
+    Text,
+    read_table,
+    refusal,
+    shared_release,
+)
 from .versions import torch_release
 
 __all__ = ["DEFAULT_FILE", "Expectation", "Expectations", "load"]
 
 DEFAULT_FILE = Path(__file__).with_name("expectations.toml")
 KNOWN_IDS = tuple(c.id for c in CASES) + ENTRY_IDS
-_FIELDS = {"releases", "cases", "devices", "outcome", "reason", "links"}
+ROW = Table(
+    {
+        "releases": Key(Releases(), required=True),
+        "cases": Key(OneOrMore(Text()), required=True, sample='["*ConvOp-*-decomposed"]'),
+        "devices": Key(ListOf(Choice(DEVICES), nonempty=True), default=DEVICES),
+        "outcome": Key(Text(), required=True, sample='"not-fused"'),
+        "reason": Key(Text(), required=True, sample='"""the verified cause"""'),
+        "links": Key(ListOf(Text()), default=(), sample='["https://github.com/..."]'),
+    }
+)
+"""An ``[[expect]]`` row: its keys, their kinds, which are required."""
 
 
 @dataclass(frozen=True)
@@ -85,26 +109,83 @@ class Expectations:
 
 
 def _row(raw: dict, where: str) -> Expectation:
-    releases = checked_row(raw, where, _FIELDS, ("releases", "cases", "outcome", "reason"))
-    devices = tuple(raw.get("devices", DEVICES))
-    bad = [d for d in devices if d not in DEVICES]
-    if bad:
-        raise ConfigError(f"{where}: unknown devices {bad}; choose from {list(DEVICES)}")
-    patterns = (raw["cases"],) if isinstance(raw["cases"], str) else tuple(raw["cases"])
-    for pattern in patterns:
+    for pattern in raw["cases"]:
         if not any(fnmatch.fnmatchcase(i, pattern) for i in KNOWN_IDS):
-            raise ConfigError(f"{where}: cases pattern {pattern!r} matches no case id")
+            raise refusal(where, "cases", f"pattern {pattern!r} matches no case id")
     try:
         outcome = Outcome.parse(raw["outcome"])
     except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise refusal(where, "outcome", f"is {raw['outcome']!r}: {exc}") from None
     if outcome is Outcome.FUSED:
-        raise ConfigError(f"{where}: 'fused' is the default; only list other outcomes")
+        raise refusal(where, "outcome", "is 'fused', the default; only list other outcomes")
     return Expectation(
-        releases, patterns, devices, outcome, raw["reason"].strip(), tuple(raw.get("links", ()))
+        raw["releases"],
+        tuple(raw["cases"]),
+        tuple(raw["devices"]),
+        outcome,
+        raw["reason"].strip(),
+        tuple(raw["links"]),
     )
 
 
-def load(path: Path = DEFAULT_FILE) -> Expectations:
-    rows = read_rows(path, "expect", "expectations")
-    return Expectations([_row(raw, where) for raw, where in rows], str(path))
+@functools.cache
+def _case_ids() -> tuple[str, ...]:
+    """The case ids a row is checked against for overlaps: every committed case and
+    entry point, and generated examples (the rows' ``Gen-*`` patterns name ids the search
+    makes): a plain one of every layer and each committed one, each in every call style,
+    BatchNorm form and inlining, and each of those in every dtype and control."""
+    ids = set(KNOWN_IDS)
+    seeds = [Example.from_id(i) for i in KNOWN_IDS if i.startswith(f"{PREFIX}-")]
+    for layer in LAYERS:
+        shape = "x1" * spatial_dims(layer)
+        if shape:
+            seeds.append(Example.from_id(f"{PREFIX}-{layer}-module-c1x1-k1-x1x1{shape}"))
+            seeds.append(Example.from_id(f"{PREFIX}-{layer}-module-c2x2-k1-g2-x1x2{shape}"))
+        else:  # a Linear's input: (N, C) and (N, S, C)
+            seeds.append(Example.from_id(f"{PREFIX}-{layer}-module-c1x1-x1x1"))
+            seeds.append(Example.from_id(f"{PREFIX}-{layer}-module-c1x1-x1x1x1"))
+    for seed in seeds:
+        for call, form, inline in itertools.product(CALLS, BN_FORMS, (True, False)):
+            base = seed.replace(call=call, bn_form=form, inline=inline)
+            for ex in (
+                base,
+                *(base.replace(dtype=d) for d in DTYPES),
+                *(base.replace(control=c) for c in CONTROLS),
+            ):
+                if not ex.problems():
+                    ids.add(ex.id)
+    return tuple(sorted(ids))
+
+
+@functools.cache
+def _named(pattern: str) -> frozenset[str]:
+    return frozenset(i for i in _case_ids() if fnmatch.fnmatchcase(i, pattern))
+
+
+def _refuse_overlaps(rows: list[Expectation], wheres: list[str]) -> None:
+    """Two rows that can name one cell (a case id both select, on a device both list, in
+    a release both ranges hold) would say two things about it: refuse the later one."""
+    named = [frozenset().union(*(_named(p) for p in row.cases)) for row in rows]
+    for (i, a), (j, b) in itertools.combinations(enumerate(rows), 2):
+        devices = [d for d in a.devices if d in b.devices]
+        both = named[i] & named[j]
+        if not devices or not both:
+            continue
+        release = shared_release(a.releases, b.releases)
+        if release is None:
+            continue
+        raise ConfigError(
+            f"{wheres[j]}: 'releases', 'cases' and 'devices' overlap row #{i + 1}'s: both "
+            f"name {min(both)} on {devices[0]} in torch {release} (releases "
+            f"{str(a.releases)!r} and {str(b.releases)!r}); make the rows disjoint: narrow "
+            "one's releases, cases or devices"
+        )
+
+
+def load(path: Path | None = None) -> Expectations:
+    """The table in ``path`` (default: ``DEFAULT_FILE``, read when called)."""
+    path = DEFAULT_FILE if path is None else path
+    rows = read_table(path, "expect", "expectations", ROW)
+    table = [_row(raw, where) for raw, where in rows]
+    _refuse_overlaps(table, [where for _, where in rows])
+    return Expectations(table, str(path))

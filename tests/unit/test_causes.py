@@ -56,9 +56,9 @@ BASE = {"id": "x", "title": "t", "releases": ">=2.2", "case": "c"}
     [
         (BASE, "a crash state or features"),
         ({**BASE, "releases": "bad", "when": {"layer": []}}, "releases"),
-        ({**BASE, "when": {"colour": []}}, "unknown features"),
-        ({k: v for k, v in BASE.items() if k != "case"}, "missing 'case'"),
-        ({**BASE, "crash": {"exception": "E"}}, "crash needs"),
+        ({**BASE, "when": {"colour": []}}, "'when.colour' is no feature"),
+        ({k: v for k, v in BASE.items() if k != "case"}, "'case' is missing"),
+        ({**BASE, "crash": {"exception": "E"}}, "'crash.function' is missing"),
     ],
 )
 def test_a_bad_cause_row_is_refused_with_what_to_do(tmp_path, row, says):
