@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import causes as known_causes
 from . import expectations as expectation_table
@@ -23,10 +24,11 @@ class Policy:
     causes: known_causes.Causes
 
     @staticmethod
-    @functools.cache
     def current() -> Policy:
-        """Today's tables, read once in this process (a bad row is a ConfigError)."""
-        return Policy(expectation_table.load(), known_causes.load())
+        """Today's tables, read once in this process while their files stay as they
+        are (a bad row is a ConfigError)."""
+        files = (expectation_table.DEFAULT_FILE, known_causes.DEFAULT_FILE)
+        return _load(*((Path(f), _stamp(f)) for f in files))
 
     def judge(self, run) -> None:
         """Give every record of ``run`` (a ``results.Run``) its cause, once."""
@@ -39,3 +41,16 @@ class Policy:
     def title(self, cause_id: str) -> str | None:
         known = self.causes.by_id.get(cause_id)
         return known.title if known else None
+
+
+def _stamp(path) -> tuple[int, int] | None:
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None  # the load names the missing file
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=4)
+def _load(expectations_file: tuple, causes_file: tuple) -> Policy:
+    return Policy(expectation_table.load(expectations_file[0]), known_causes.load(causes_file[0]))

@@ -170,7 +170,7 @@ class MatrixRecorder:
         _, device, tf32 = parsed
         worker = getattr(getattr(report, "node", None), "gateway", None)
         fatal = _fatal_error(self.crash_dir, getattr(worker, "id", None))
-        from ..core import expectations
+        from ..core.policy import Policy
 
         record = dataclasses.replace(
             CaseRecord.new(case, device, tf32),
@@ -182,7 +182,7 @@ class MatrixRecorder:
                 or "no fatal-signal report (killed by SIGKILL, e.g. the OOM killer, or exited)"
             ),
         )
-        return expectations.load().apply(record, _torch_version())
+        return Policy.current().expectations.apply(record, _torch_version())
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.crash_dir:

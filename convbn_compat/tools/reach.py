@@ -28,10 +28,11 @@ import time
 import traceback
 from pathlib import Path
 
-from ..core import expectations, results
+from ..core import results
 from ..core.cells import DEVICES
 from ..core.entrypoints import ENTRY_POINTS, PAIRS, SUBSET, EntryPoint, get_entry
 from ..core.outcomes import Outcome, Unsupported, classify
+from ..core.policy import Policy
 from ..core.record import CaseRecord, Status
 
 __all__ = ["main", "run_entry"]
@@ -376,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     out = run.path
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = results.ResultsWriter(out, run.header("reach"), kind="reach")
-    table = expectations.load()
+    table = Policy.current().expectations
     complete = False
     try:
         # Side by side, written in table order as each one's turn comes.
@@ -402,7 +403,7 @@ def annotate(path: Path) -> int:
     """Give each cell of a reach file today's expectation; the measured fields stay as
     they were. Returns how many cells changed their expectation."""
     run = results.load_run(path)
-    table = expectations.load()
+    table = Policy.current().expectations
     before = [r.expected_outcome for r in run.records]
     run.records = [table.apply(r, run.torch) for r in run.records]
     results.atomic_write_json(Path(path), run.to_json())

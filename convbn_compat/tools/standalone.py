@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import textwrap
 
-from ..core import causes
+from ..core.causes import Cause
 from ..core.errors import ConfigError
 from ..core.forward import forward_source
 from ..core.generated import PREFIX, Example, IdError, is_transposed
+from ..core.policy import Policy
 from ..core.releases import NEWEST, RELEASES
 
 __all__ = ["draft_issue", "standalone_script"]
@@ -103,8 +104,8 @@ def _bn(ex: Example) -> str:
     )
 
 
-def _example(example_id: str) -> tuple[Example, causes.Cause | None]:
-    table = causes.load()
+def _example(example_id: str) -> tuple[Example, Cause | None]:
+    table = Policy.current().causes
     cause = table.by_id.get(example_id)
     if cause is not None:
         if not cause.example:
