@@ -147,6 +147,15 @@ def _emit(text: str, output: Path | None, hint: str = "") -> int:
     return 0
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from .core.results import SCHEMA_FILE
+    from .core.schema_doc import schema_markdown
+
+    check_output_file(args.output)
+    text = schema_markdown() if args.markdown else SCHEMA_FILE.read_text(encoding="utf-8")
+    return _emit(text, args.output)
+
+
 def _table(args: argparse.Namespace) -> int:
     from .report.write import table
 
@@ -321,6 +330,12 @@ def _parser() -> argparse.ArgumentParser:
         help="check torch's installed files and version without importing it",
     )
     env.set_defaults(func=_env)
+    schema = sub.add_parser(
+        "schema", help="print the results files' JSON Schema (or, --markdown, its document)"
+    )
+    schema.add_argument("--markdown", action="store_true", help="docs/results-schema.md")
+    schema.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    schema.set_defaults(func=_schema)
     table = sub.add_parser("table", help="lay results files out as a Markdown matrix")
     table.add_argument("results", nargs="+", type=Path, help="results JSON files")
     table.add_argument("--device", default="cpu", choices=DEVICES)
