@@ -405,6 +405,10 @@ def render_html(view: View, generated: str = "") -> str:
         "cells": {r.case_id: {k: _slim(c) for k, c in r.cells.items()} for r in view.rows},
         "commands": view.commands,
         "links": {r.case_id: r.links for r in view.rows if r.links},
+        "recorded": {
+            r.case_id: {k: matrix.recorded_by.get((r.case_id, k), "") for k in r.cells}
+            for r in view.rows
+        },
     }
     outcomes = [o.value for o in Outcome]
     legend = "".join(

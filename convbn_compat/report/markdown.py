@@ -74,6 +74,30 @@ def _incomplete(matrix: Matrix) -> list[str]:
     return [*lines, ""]
 
 
+def _runs(matrix: Matrix) -> list[str]:
+    """Which cells came from which run, and when: for every column that shows more than
+    one run's cells (a partial rerun, a second file), and every cell two files held."""
+    several = {k: runs for k, runs in matrix.runs.items() if len(runs) > 1}
+    if not (several or matrix.superseded):
+        return []
+    lines = ["## Where the cells come from", ""]
+    for key, runs in several.items():
+        lines.append(f"- `{key}`:")
+        for r in runs:
+            stop = " (interrupted)" if r["interrupted"] else ""
+            what = f", {r['selected']}" if r["selected"] else ""
+            lines.append(
+                f"  - {r['cells_shown']} cells from `{r['file']}` run {r['run']}, started "
+                f"{r['started'] or '?'}{what}{stop}"
+            )
+    if matrix.superseded:
+        lines += ["", "Cells two files held (the later run's record is shown):", ""]
+        lines += [f"- {line}" for line in matrix.superseded[:50]]
+        if len(matrix.superseded) > 50:
+            lines.append(f"- ... and {len(matrix.superseded) - 50} more")
+    return [*lines, ""]
+
+
 def _per_column(view: View) -> list[str]:
     lines = [
         "## Outcomes per column",
@@ -139,7 +163,7 @@ def _searches(view: View) -> list[str]:
 def render_markdown(view: View) -> str:
     matrix = view.matrix
     lines = ["# convbn-compat matrix", "", *_summary(view), *_baseline(view), *_searches(view)]
-    lines += _incomplete(matrix)
+    lines += _incomplete(matrix) + _runs(matrix)
     if matrix.skipped:
         lines += ["## Skipped files", ""] + [f"- {s}" for s in matrix.skipped] + [""]
     lines += _per_column(view) + _not_fused(view) + benefit_lines(matrix)

@@ -172,6 +172,11 @@ class Matrix:
     """Per fuzz column: its searches, judged (each record's cause given)."""
     superseded: list[str] = field(default_factory=list)
     """Cells two files both held: which file's record won (its run started later)."""
+    recorded_by: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(case id, column key) -> which file and run recorded the cell shown, and when."""
+    runs: dict[str, list[dict]] = field(default_factory=dict)
+    """Per column key: every run whose cells it shows (file, run, when, what it selected,
+    how many of its cells are shown)."""
 
     def to_json(self) -> dict:
         return {
@@ -186,6 +191,7 @@ class Matrix:
             "missing": self.missing,
             "skipped": self.skipped,
             "superseded": self.superseded,
+            "runs": self.runs,
             "benefit": self.benefit,
         }
 
@@ -296,14 +302,14 @@ def _add_run(
                 f"{run.path} and {column.sources[0]} both give column {key} but test "
                 f"torch {run.torch} and {column.torch}; report them separately"
             )
-        _place(matrix, str(key), record, (_ran(run, record), str(run.path)), when)
+        _place(matrix, str(key), record, (_ran(run, record), str(run.path), run), when)
     if run.kind == "fuzz" and run.records:
         _add_search(matrix, str(_column_key(run, run.records[0])), run)
     if not run.complete:
         matrix.incomplete.append(str(run.path))
 
 
-def _place(matrix: Matrix, key: str, record: CaseRecord, ran: tuple[str, str], when) -> None:
+def _place(matrix: Matrix, key: str, record: CaseRecord, ran: tuple, when) -> None:
     """Put a record in its cell. Two files that hold the same cell: the one whose run
     started later wins, whatever the files are called, and the report names both."""
     row = matrix.cells.setdefault(record.id, {})
@@ -323,6 +329,32 @@ def _place(matrix: Matrix, key: str, record: CaseRecord, ran: tuple[str, str], w
             return
     row[key] = record
     when[(record.id, key)] = ran
+    entry = ran[2].run_of(record)
+    run_id = entry.id if entry else "r1"
+    matrix.recorded_by[(record.id, key)] = f"{ran[1]}, run {run_id} of {ran[0] or '?'}"
+
+
+def _runs_shown(matrix: Matrix, when: dict[tuple, tuple]) -> None:
+    """Per column, the runs whose records it shows: which cells came from which run."""
+    shown: dict[tuple, list] = {}
+    for (case_id, key), (_, path, run) in when.items():
+        entry = run.run_of(matrix.cells[case_id][key])
+        ident = (key, path, entry.id if entry else "r1")
+        shown.setdefault(ident, [0, entry])[0] += 1
+    for (key, path, run_id), (count, entry) in shown.items():
+        matrix.runs.setdefault(key, []).append(
+            {
+                "file": path,
+                "run": run_id,
+                "started": entry.started if entry else None,
+                "finished": entry.finished if entry else None,
+                "interrupted": entry.interrupted if entry else None,
+                "selected": entry.selection.describe() if entry and entry.selection else None,
+                "cells_shown": count,
+            }
+        )
+    for runs in matrix.runs.values():
+        runs.sort(key=lambda r: r["started"] or "")
 
 
 def _add_search(matrix: Matrix, key: str, run: Run) -> None:
@@ -354,6 +386,7 @@ def matrix_of(runs: list[Run], skipped: list[str] | None = None) -> Matrix:
     when: dict[tuple, tuple] = {}
     for run in runs:
         _add_run(matrix, columns, run, when)
+    _runs_shown(matrix, when)
     matrix.columns = sorted(columns.values(), key=_column_sort_key)
     for column in matrix.columns:
         if column.complete or column.key.kind != "tests":

@@ -41,6 +41,7 @@ function openPanel(button) {
     ["expected", cell.expected_outcome === null ? "-" : cell.expected_outcome],
     ["verdict", td.classList.contains("unexpected") ? "UNEXPECTED" : "as expected"],
     ["torch", column.torch],
+    ["recorded by", ((DATA.recorded || {})[caseId] || {})[column.key] || "-"],
     ["fires (counter)", `${show(cell.fire_count)} of ${show(cell.expected_count)} expected`],
     ["rewrites in the graph", show(cell.graph_rewrites)],
     ["the pass's path", show(cell.path)],
