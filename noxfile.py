@@ -50,6 +50,8 @@ MATRIX_TESTS = "tests/test_matrix.py"
 UNIT_TESTS = "tests/unit"
 INSTALL_TESTS = "tests/install"
 BROWSER_TESTS = "tests/browser"
+# The README's reproduce commands against the newest release's full CPU run (after it).
+README_TESTS = "tests/readme"
 # What `nox -s ci` adds to the oldest and newest release's cell: reproducers against the
 # suite, the sensitivity catalogue against that release's pass, the generator's oracle
 # against injected faults, reach; on the newest also crashes, hangs and interrupts, and
@@ -155,7 +157,7 @@ def install_faults(session: nox.Session) -> None:
 
 @nox.session(python=False, tags=["selftest"], default=False)
 def ci(session: nox.Session) -> None:
-    """Run the project's tests: unit, install faults, lints, browser, two CPU cells."""
+    """Run the project's tests: unit, install faults, lints, browser, two CPU cells, reruns."""
     for name in ("unit", "install-faults", "lint", "browser"):
         session.notify(name)
     for key in (OLDEST, NEWEST):
@@ -166,6 +168,14 @@ def ci(session: nox.Session) -> None:
         extra = CI_EXTRA + (CI_EXTRA_NEWEST if key == NEWEST else [])
         session.notify(cell, posargs=[MATRIX_TESTS, *extra, *session.posargs])
         session.notify(RELEASES[key].session("cpu", "warm"), posargs=list(session.posargs))
+    session.notify("reproduce")
+
+
+@nox.session(python="3.11", tags=["selftest"], default=False)
+def reproduce(session: nox.Session) -> None:
+    """Run README's reproduce commands after a full newest CPU run: no cell may be lost."""
+    session.install("-e", ".[test,dev]")  # dev: nox, which the commands run
+    session.run("python", "-m", "pytest", README_TESTS, *session.posargs)
 
 
 @nox.session(python="3.11", tags=["browser"], default=False)
