@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from convbn_compat.core.releases import NEWEST, RELEASED, RELEASES  # noqa: E402
+from convbn_compat.core.results import load_run  # noqa: E402
 from convbn_compat.sessions.environments import WRITE_BYTECODE  # noqa: E402
 
 TARGETS = {
@@ -206,10 +207,10 @@ def bench_suite(release, reps: int, scratch: Path) -> dict:
                     s, _ = _run(
                         _suite_cmd(py, "bench-project", scratch / "res", "-m", "upstream"), env
                     )
-                    data = json.loads((scratch / "res" / "bench-project.json").read_text())
+                    data = load_run(scratch / "res" / "bench-project.json")
                     info = {
-                        "case_seconds": round(sum(c["seconds"] for c in data["cases"]), 1),
-                        "outcomes": _count(c["outcome"] for c in data["cases"]),
+                        "case_seconds": round(sum(r.seconds or 0 for r in data.records), 1),
+                        "outcomes": _count(_word(r) for r in data.records),
                     }
                 else:
                     s, stdout = _run([py, str(ROOT / "benchmarks" / "upstream_loop.py")], env)
@@ -245,10 +246,10 @@ def bench_matrix(releases, scratch: Path, progress: Path) -> dict:
                 **WRITE_BYTECODE,  # as the sessions run their commands
             }
             seconds, _ = _run(_suite_cmd(py, name, scratch / "res"), env, check=False)
-            data = json.loads((scratch / "res" / f"{name}.json").read_text())
+            data = load_run(scratch / "res" / f"{name}.json")
             row[temp] = round(seconds, 1)
-            row[f"{temp}_outcomes"] = _count(c["outcome"] for c in data["cases"])
-            row[f"{temp}_complete"] = data["complete"]
+            row[f"{temp}_outcomes"] = _count(_word(r) for r in data.records)
+            row[f"{temp}_complete"] = data.complete
             row[f"{temp}_differs"] = _differs_from_committed(release.key, data)
         shutil.rmtree(envdir)
         shutil.rmtree(cache)
@@ -262,21 +263,22 @@ def bench_matrix(releases, scratch: Path, progress: Path) -> dict:
     return {"rows": rows}
 
 
-def _cells(cases) -> dict:
-    return {
-        (c["id"], c["device"], c["tf32"]): (c["outcome"], c["fire_count"], c["graph_rewrites"])
-        for c in cases
-    }
+def _word(record) -> str | None:
+    return record.outcome.value if record.outcome else None
 
 
-def _differs_from_committed(key: str, data: dict) -> list[str]:
+def _cells(records) -> dict:
+    return {r.cell: (_word(r), r.fire_count, r.graph_rewrites) for r in records}
+
+
+def _differs_from_committed(key: str, data) -> list[str]:
     """The cells whose outcome, fire count or graph rewrites differ from the committed
     results of that release (docs/results), or that those results lack."""
     committed = {}
     for path in sorted((ROOT / "docs" / "results").glob(f"tests-{key}-cpu*.json")):
-        committed.update(_cells(json.loads(path.read_text())["cases"]))
+        committed.update(_cells(load_run(path).records))
     return [
-        f"{cell[0]}-{cell[1]}" for cell, seen in _cells(data["cases"]).items()
+        f"{cell[0]}-{cell[1]}" for cell, seen in _cells(data.records).items()
         if committed.get(cell) != seen
     ]  # fmt: skip
 

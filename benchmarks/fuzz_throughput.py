@@ -34,6 +34,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from convbn_compat.core.results import load_run  # noqa: E402
+
 OBSERVED = ("outcome", "blame", "fires", "fires_off")
 
 
@@ -59,14 +63,14 @@ def _run(
     )
     wall = time.perf_counter() - started
     lines = [json.loads(line) for line in verdicts.read_text().splitlines()]
-    data = json.loads(out.read_text())
+    data = load_run(out)
     return {
         "workers": workers,
         "wall_s": round(wall, 1),
         "examples": len(lines),
         "per_minute": round(60 * len(lines) / wall, 1),
-        "signatures": len(data["cases"]),
-        "torch": data["environment"]["torch"],
+        "signatures": len(data.records),
+        "torch": data.torch,
         "verdicts": {line["id"]: {k: line[k] for k in OBSERVED} for line in lines},
     }
 

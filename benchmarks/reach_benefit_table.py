@@ -10,7 +10,6 @@ benefit file (docs/benefit/benefit-X.Y-cpu.json). Torch-free.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from convbn_compat.core.outcomes import Outcome  # noqa: E402
 from convbn_compat.core.releases import RELEASES  # noqa: E402
+from convbn_compat.core.results import load_run  # noqa: E402
 
 MARKERS = ("<!-- reach-table -->", "<!-- /reach-table -->")
 HEADER = (
@@ -49,8 +49,8 @@ def row(key: str) -> str | None:
     benefit = ROOT / "docs" / "benefit" / f"benefit-{key}-cpu.json"
     if not (reach.is_file() and benefit.is_file()):
         return None
-    r = json.loads(reach.read_text())
-    cases = {c["entry"]: c for c in r["cases"]}
+    r = load_run(reach)
+    cases = {c.entry: c.to_json() for c in r.records}
     fused = sum(c["outcome"] == Outcome.FUSED.value for c in cases.values())
     unsupported = [n for n, c in cases.items() if c["outcome"] == Outcome.UNSUPPORTED.value]
     other = [
@@ -60,7 +60,8 @@ def row(key: str) -> str | None:
     ]
     dynamic = cases.get("dynamic", {})
     restarts = "yes" if "Dynamo abandoned" in (dynamic.get("message") or "") else "no"
-    b = json.loads(benefit.read_text())["benefit"]
+    section = load_run(benefit).benefit
+    b = section.to_json() if section else {"configs": {}}
     peaks = []
     for config in ("eager", "off", "on"):
         c = b["configs"].get(config, {})
@@ -68,7 +69,7 @@ def row(key: str) -> str | None:
     summary = b.get("summary") or {}
     cells = [
         key,
-        r["environment"]["torch"],
+        r.torch,
         str(fused),
         ", ".join(unsupported) or "-",
         ", ".join(other) or "-",

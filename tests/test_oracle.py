@@ -133,9 +133,9 @@ def test_a_fuzz_run_writes_a_results_file_that_report_reads(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "4 examples" in proc.stdout
     run = load_run(out)
-    assert (run.data["complete"], run.data["kind"]) == (True, "fuzz")
-    assert run.data["fuzz"]["examples"] == 4
-    assert sum(run.data["fuzz"]["counts"].values()) == 4
+    assert (run.complete, run.kind) == (True, "fuzz")
+    assert run.fuzz.examples == 4
+    assert sum(run.fuzz.counts.values()) == 4
     report = subprocess.run(
         [sys.executable, "-m", "convbn_compat", "report", str(out), "-o", str(tmp_path / "r")],
         env=_env(tmp_path),
@@ -146,7 +146,7 @@ def test_a_fuzz_run_writes_a_results_file_that_report_reads(tmp_path):
     )
     assert report.returncode in (0, 1), report.stderr  # 1: a finding the table lacks
     matrix = json.loads((tmp_path / "r" / "matrix.json").read_text())
-    assert set(matrix["cells"]) == {c["id"] for c in run.data["cases"]}
+    assert set(matrix["cells"]) == {r.id for r in run.records}
 
 
 @pytest.mark.parametrize(

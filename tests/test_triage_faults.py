@@ -53,8 +53,9 @@ def triaged(tmp_path_factory, faulty_pass):
         fuzzer.run_examples([Example.from_id(i) for i in [*FAULTY, KNOWN]])
     writer = ResultsWriter(tmp / "fuzz.json", {"session": "triage-faults"})
     write_results(fuzzer, writer, complete=True)
-    status = _summary(writer.data, tmp / "fuzz.json")
-    return writer.data, status, tmp, lines
+    status = _summary(writer.doc, tmp / "fuzz.json")
+    # What the file holds: the document's own JSON.
+    return writer.doc.to_json(), status, tmp, lines
 
 
 def test_a_fault_no_row_knows_is_one_new_cause_and_a_known_bug_stays_known(triaged):

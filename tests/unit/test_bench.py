@@ -3,6 +3,10 @@
 import importlib.util
 from pathlib import Path
 
+from convbn_compat.core.outcomes import Outcome
+from convbn_compat.core.record import CaseRecord
+from convbn_compat.core.results import Environment, Run, load_run
+
 ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
 bench = importlib.util.module_from_spec(spec)
@@ -87,12 +91,16 @@ def test_matrix_record_flags_warm_outcomes_that_differ():
 
 
 def _result(cases):
-    return {"cases": [dict(zip(("id", "device", "tf32", "outcome", "fire_count",
-                                "graph_rewrites"), c)) for c in cases]}  # fmt: skip
+    """A run with these cells: (id, device, tf32, outcome, fire count, graph rewrites)."""
+    records = [
+        CaseRecord(i, "upstream", d, t, outcome=Outcome(o), fire_count=f, graph_rewrites=g)
+        for i, d, t, o, f, g in cases
+    ]
+    return Run("bench", Environment("2.2.2"), records)
 
 
 def test_matrix_rows_name_the_cells_unlike_the_committed_results():
-    committed = bench.json.loads((ROOT / "docs" / "results" / "tests-2.2-cpu.json").read_text())
+    committed = load_run(ROOT / "docs" / "results" / "tests-2.2-cpu.json").to_json()
     cell = committed["cases"][0]
     same = (cell["id"], cell["device"], cell["tf32"], cell["outcome"], cell["fire_count"],
             cell["graph_rewrites"])  # fmt: skip
