@@ -58,6 +58,16 @@ def cell_id(case_id: str, device: str, tf32: bool) -> str:
     return f"{case_id}-{column_device(device, tf32)}"
 
 
+MATRIX_TEST = "tests/test_matrix.py::test_conv_bn_eval"
+"""The matrix's one test function: a cell's pytest node id is this and its cell id."""
+
+
+def node_id(case_id: str, device: str, tf32: bool) -> str:
+    """The pytest node id that selects exactly one cell (``-k`` matches substrings:
+    ``ConvOp-...`` would also run ``MultiUserConvOp-...``)."""
+    return f"{MATRIX_TEST}[{cell_id(case_id, device, tf32)}]"
+
+
 def parse_cell_id(param: str) -> tuple[str, str, bool] | None:
     """(case id, device, tf32) from a cell's pytest id; None if it is not one."""
     for device, tf32 in sorted(RUNS, key=lambda r: -r[1]):  # "-cuda-tf32" before "-cuda"

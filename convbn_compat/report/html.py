@@ -76,8 +76,16 @@ def _look(view: View, group: RowGroup) -> list[str]:
         f"<h2>{esc(TITLES[group])} ({len(members)})</h2>",
         f'<ul class="look" id="look-{group}">',
     ]
+    section_of: dict[str, str] = {}
+    for section in view.sections:  # a row's anchor is in the first section that has it
+        for row in section.rows:
+            section_of.setdefault(row.case_id, section.kind)
     for text, case_ids in stories.items():
-        links = [f'<a href="#row-{esc(cid)}"><code>{esc(cid)}</code></a>' for cid in case_ids]
+        links = [
+            f'<a href="#row-{esc(section_of.get(cid, "tests"))}-{esc(cid)}">'
+            f"<code>{esc(cid)}</code></a>"
+            for cid in case_ids
+        ]
         if len(links) == 1:
             out.append(f"<li>{links[0]}: {esc(text)}</li>")
         else:

@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 
 from ..core.cases import get_case
+from ..core.cells import node_id
 from ..core.errors import ConfigError
 from ..core.outcomes import Blame, Outcome
 from ..core.policy import Policy
@@ -272,8 +273,8 @@ def commands(column: Column) -> dict[str, str]:
             "rerun": f"python -m convbn_compat replay {{case}} --device {device}{releases}",
         }
     session = session_name("tests", where, flavour)
-    cell = f"{{case}}-{key.device}"
-    return {"repro": repro, "rerun": f"nox -s {session} -- -k '{cell}'"}
+    cell = node_id("{case}", device, tf32)
+    return {"repro": repro, "rerun": f'nox -s {session} -- "{cell}"'}
 
 
 def _links(case_id: str, row: dict[str, CaseRecord], matrix: Matrix, table) -> dict:

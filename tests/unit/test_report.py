@@ -9,7 +9,7 @@ import pytest
 from convbn_compat.__main__ import main
 from convbn_compat.core.cases import CASES, UPSTREAM_CASES
 from convbn_compat.report.html import render_html
-from convbn_compat.report.model import build_matrix, compare
+from convbn_compat.report.model import ColumnKey, build_matrix, compare
 from convbn_compat.report.view import build_view, row_changes
 
 DECOMPOSED = "ConvOp-bias-Conv2d-bn-decomposed"
@@ -258,12 +258,45 @@ def test_every_rerun_command_names_a_session_nox_lists():
     assert named <= _listed_sessions()
 
 
+def test_every_rerun_command_selects_exactly_the_cell_it_names():
+    """A node id, never a -k substring: each command of the committed report selects one
+    cell of the matrix's parametrisation, and it is the cell the command stands for."""
+    import shlex
+    from pathlib import Path
+
+    from convbn_compat.core.cases import CASES
+    from convbn_compat.core.cells import MATRIX_TEST, cell_id, matrix_cells
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    view = build_view(build_matrix([docs / "results", docs / "fuzz", docs / "reach"]))
+    params = {cell_id(c.id, d, t) for c, d, t in matrix_cells(CASES)}
+    known = {c.id for c in CASES}
+    checked = 0
+    for row in view.rows:
+        for key in row.cells:
+            template = view.commands[key]["rerun"]
+            if not template.startswith("nox -s tests-"):
+                continue
+            args = shlex.split(template.replace("{case}", row.case_id))
+            (selector,) = args[args.index("--") + 1 :]
+            test, _, param = selector.partition("[")
+            assert test == MATRIX_TEST
+            device = ColumnKey.parse(key).device
+            assert param == f"{row.case_id}-{device}]"
+            if row.case_id in known:  # a case this version still has: its cell is there
+                assert param[:-1] in params
+            checked += 1
+    assert checked > 1000
+
+
 def test_the_summary_leads_with_the_newest_release_and_its_broken_cases(results, tmp_path):
     view = build_view(build_matrix([results]))
     assert [s.release for s in view.releases] == ["2.10", "2.4", "2.2"]
     newest = view.releases[0]
     assert [(b.case_id, str(b.outcome)) for b in newest.broken] == [(DECOMPOSED, "wrong-result")]
-    assert newest.broken[0].rerun == f"nox -s tests-2.10-cpu -- -k '{DECOMPOSED}-cpu'"
+    assert newest.broken[0].rerun == (
+        f'nox -s tests-2.10-cpu -- "tests/test_matrix.py::test_conv_bn_eval[{DECOMPOSED}-cpu]"'
+    )
     assert [str(c) for _, c in newest.changes] == [
         "2.10 (cpu/cpu): fused -> wrong-result (regression)"
     ]
