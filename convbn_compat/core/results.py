@@ -309,7 +309,6 @@ class Selection(_Part):
     keyword: str | None = None
     markers: str | None = None
     last_failed: bool | None = None
-    deselected: int | None = None
 
     def describe(self) -> str:
         if self.full:
