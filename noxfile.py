@@ -79,6 +79,11 @@ TOOLS = {
 # case that kills its worker is recorded as an error and the worker replaced; xdist's
 # default gives up after 4 crashes per worker, losing the later cases.
 PARALLEL = ["-n", "auto", "--max-worker-restart", "1000"]
+# On Ctrl-C nox gives a command 0.3 s before SIGTERM and 0.2 s more before SIGKILL: too
+# short for pytest to end the case it is in and write that the run was interrupted (a
+# partial rerun then left a file whose run never ended). The harness stops after the
+# current case, so this is the longest a case's interrupt takes, with room to spare.
+GRACE = {"interrupt_timeout": 60, "terminate_timeout": 10}
 
 
 # -- sessions ----------------------------------------------------------------------
@@ -249,8 +254,9 @@ def _tool(session: nox.Session, release: Release, flavour: str, module: str) -> 
         device = ["--device", "cpu" if flavour == "cpu" else "cuda"]
         identity = _identity(session.name, release, flavour, installed)
         session.run(
-            "python", "-m", module, *device, *identity, *session.posargs, env=installed.env()
-        )
+            "python", "-m", module, *device, *identity, *session.posargs,
+            env=installed.env(), **GRACE,
+        )  # fmt: skip
     finally:
         _maybe_discard(session)
 
@@ -322,6 +328,7 @@ def _pytest(
         f"--convbn-devices={','.join(devices)}", *identity, *PARALLEL, *session.posargs,
         env=env,
         external=python != "python",
+        **GRACE,
     )  # fmt: skip
 
 

@@ -31,10 +31,10 @@ def cold_run(pytestconfig):
 
 @pytest.fixture(scope="session")
 def expectations():
-    from convbn_compat.core import expectations as exp
+    from convbn_compat.core.policy import Policy
 
     try:
-        return exp.load()
+        return Policy.current().expectations
     except ConfigError as exc:
         pytest.exit(f"convbn-compat: {exc}", returncode=4)
 

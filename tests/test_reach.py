@@ -12,6 +12,8 @@ import pytest
 
 pytest.importorskip("torch")
 
+from convbn_compat.core.results import load_run
+
 
 def test_default_and_freezing_entry_points_agree_with_the_table(tmp_path):
     out = tmp_path / "reach.json"
@@ -21,10 +23,10 @@ def test_default_and_freezing_entry_points_agree_with_the_table(tmp_path):
         capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    data = json.loads(out.read_text())
-    assert data["kind"] == "reach"
-    assert data["complete"] is True
-    cells = {c["id"]: c for c in data["cases"]}
+    run = load_run(out)
+    assert run.kind == "reach"
+    assert run.complete is True
+    cells = {r.id: r.to_json() for r in run.records}
     assert cells["Reach-default"]["fire_count"] == 2
     assert cells["Reach-freezing"]["fire_count"] == 0  # the pass stays away
     assert {c["status"] for c in cells.values()} == {"passed"}

@@ -8,7 +8,6 @@ minutes on 2 cores, so CI runs this on the newest release only.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,6 +19,7 @@ torch = pytest.importorskip("torch")
 
 from convbn_compat.core.cases import UPSTREAM_CASES  # noqa: E402
 from convbn_compat.core.releases import RELEASES  # noqa: E402
+from convbn_compat.core.results import load_run  # noqa: E402
 from convbn_compat.core.versions import is_prerelease_build, release_of  # noqa: E402
 from convbn_compat.tools.repro import repro_script  # noqa: E402
 
@@ -57,8 +57,8 @@ def _committed_suite_outcomes() -> dict[str, str] | None:
     path = ROOT / "docs" / "results" / f"tests-{key}-cpu.json"
     if key not in RELEASES or not path.is_file():
         return None
-    data = json.loads(path.read_text())
-    return {c["id"]: c["outcome"] for c in data["cases"] if c["device"] == "cpu"}
+    run = load_run(path)
+    return {r.id: r.outcome.value for r in run.records if r.device == "cpu" and r.outcome}
 
 
 def test_every_upstream_case_reproduces_the_suites_outcome(tmp_path):

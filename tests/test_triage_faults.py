@@ -51,7 +51,7 @@ def triaged(tmp_path_factory, faulty_pass):
             "cpu", 0, 600, None, None, judge, lines.append, torch_version=torch.__version__
         )
         fuzzer.run_examples([Example.from_id(i) for i in [*FAULTY, KNOWN]])
-    writer = ResultsWriter(tmp / "fuzz.json", {"session": "triage-faults"})
+    writer = ResultsWriter(tmp / "fuzz.json", {"session": "triage-faults", "kind": "fuzz"})
     write_results(fuzzer, writer, complete=True)
     status = _summary(writer.doc, tmp / "fuzz.json")
     # What the file holds: the document's own JSON.

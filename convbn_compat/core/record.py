@@ -110,7 +110,7 @@ class CaseRecord:
             if value is None and name not in GROUPS["core"]:
                 continue
             if isinstance(value, float) and not math.isfinite(value):
-                value = None  # JSON holds no NaN or Infinity; the message says what it was
+                value = None  # JSON holds no NaN or Infinity
             out[name] = value.value if isinstance(value, enum.Enum) else value
         out.update(self.extra)
         return out

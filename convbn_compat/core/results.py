@@ -21,6 +21,7 @@ import dataclasses
 import datetime as _dt
 import functools
 import json
+import math
 import os
 import platform
 import sys
@@ -37,7 +38,6 @@ from .versions import is_prerelease_build, release_of
 
 __all__ = [
     "DEFAULT_DIR",
-    "KINDS",
     "SCHEMA",
     "SCHEMA_FILE",
     "SCHEMA_VERSION",
@@ -60,8 +60,6 @@ SCHEMA = "convbn-compat/results"
 SCHEMA_VERSION = 2
 """2: ``runs`` and each case's ``run`` (reruns merge into one file); 1: one run a file."""
 SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
-KINDS = ("tests", "fuzz", "reach", "benefit")
-"""What a results file can be the results of (its ``kind``; absent means ``tests``)."""
 RECORD_KEY = "convbn_case"
 """The user_properties key a matrix test stores its case record under."""
 ENVIRONMENT_KEY = "convbn_environment"
@@ -148,6 +146,16 @@ def tool_run(args, kind: str) -> RunIdentity:
         default_run_name(torch.__version__, kind),
         getattr(args, "out", None),
     )
+
+
+def tool_main(main, argv=None) -> int:
+    """A tool's command line (fuzz, reach, benefit): bad input is one line and exit 2,
+    as for ``python -m convbn_compat``, never a traceback."""
+    try:
+        return main(argv)
+    except ConfigError as exc:
+        print(f"convbn-compat: {exc}", file=sys.stderr)
+        return 2
 
 
 # -- writing ---------------------------------------------------------------------
@@ -257,6 +265,8 @@ def _typed(hint, value):
 
 
 def _plain(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON holds no NaN or Infinity
     if isinstance(value, _Part):
         return value.to_json()
     if isinstance(value, list):
@@ -495,7 +505,8 @@ class Run:
         """A document the schema has checked (``load_run`` checks, then calls this)."""
         records = [CaseRecord.from_json(c) for c in data["cases"]]
         runs = [RunEntry.from_json(r) for r in data.get("runs", [])]
-        if not runs:  # version 1: one run, the file's own
+        if not runs:  # version 1: one run, the file's own, which recorded every cell
+            records = [dataclasses.replace(r, run=r.run or "r1") for r in records]
             finished = data.get("finished")
             runs = [
                 RunEntry(
@@ -534,11 +545,13 @@ class Run:
 class ResultsWriter:
     """Keeps ``path`` a valid, current results file: every case as it finishes.
 
-    A tests run writes into the session's existing file when it holds the same torch:
-    the cells it runs replace their older records, every other cell stays (a partial
-    rerun loses nothing). A file of another torch, or another kind, is moved aside to
-    ``<name>.json.replaced`` (never read as results) and a new one begins. A tool's run
-    (fuzz, reach, benefit) is one search or one measurement: it begins a new file.
+    A tests run writes into the session's existing file when it holds the same torch
+    build on the same devices: the cells it runs replace their older records, every
+    other cell stays (a partial rerun loses nothing). A file of another build or
+    devices, or a tool's earlier run (fuzz, reach, benefit: each run is one search or
+    one measurement), is moved aside to ``<name>.json.replaced-<when>`` (never read as
+    results) and a new file begins. One run writes a file at a time: a second is refused
+    while the first holds the file's lock.
     """
 
     def __init__(
@@ -551,6 +564,8 @@ class ResultsWriter:
         selection: Selection | None = None,
         expected_cells: set[tuple[str, str, bool]] | None = None,
     ) -> None:
+        import filelock
+
         self.path = Path(path)
         self.expected_cells = expected_cells
         if environment is None:
@@ -561,53 +576,71 @@ class ResultsWriter:
             else Environment.from_json(_checked_part("environment", environment, self.path))
         )
         kind = kind or run.get("kind") or "tests"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = filelock.FileLock(str(self.path.with_name(f".{self.path.name}.lock")))
+        try:
+            self._lock.acquire(timeout=0)
+        except filelock.Timeout:
+            raise ConfigError(
+                f"another run is writing {self.path} now; wait for it to end, or name this "
+                "run otherwise (--convbn-run, --convbn-results)"
+            ) from None
         self.doc = self._previous(kind, env) or Run(
-            session=run["session"],
-            environment=env,
-            kind=kind,
-            release=run.get("release"),
-            flavour=run.get("flavour"),
-            install=Install.from_json(run["install"]) if run.get("install") else None,
-            started=_now(),
-            path=self.path,
+            session=run["session"], environment=env, kind=kind, started=_now(), path=self.path
         )
+        # The newest run's identity and environment head the file.
+        self.doc.release, self.doc.flavour = run.get("release"), run.get("flavour")
+        self.doc.install = Install.from_json(run["install"]) if run.get("install") else None
         self.doc.environment = env
         self.entry = RunEntry(f"r{len(self.doc.runs) + 1}", _now(), None, False, 0)
         self.entry.selection = selection
         self.doc.runs.append(self.entry)
-        self.doc.finished = None
+        # Until this run ends the file is not whole: a run killed outright (SIGKILL, a
+        # crash in one process) leaves it so, and the report says which run never ended.
+        self.doc.finished, self.doc.complete = None, False
         self.flush()
 
+    @staticmethod
+    def check(path: Path) -> None:
+        """Refuse, before any work, a file at ``path`` that a run could not write into
+        (not a results file, corrupt, of a newer schema): a ConfigError says what."""
+        path = Path(path)
+        if path.exists():
+            try:
+                load_run(path)
+            except NotResults as exc:
+                raise ConfigError(
+                    f"{path} exists and is not a results file ({exc}); move it away or name "
+                    "another run (--convbn-run)"
+                ) from None
+
     def _previous(self, kind: str, env: Environment) -> Run | None:
-        """The session's file to write into: same kind (tests), same torch build."""
+        """The session's file to write into: a tests file of the same torch build, seen
+        on the same devices."""
         if not self.path.exists():
             return None
-        try:
-            before = load_run(self.path)
-        except NotResults as exc:
-            raise ConfigError(
-                f"{self.path} exists and is not a results file ({exc}); move it away or "
-                "name another run (--convbn-run)"
-            ) from None
+        self.check(self.path)
+        before = load_run(self.path)
         same = (
             kind == "tests"
             and before.kind == kind
-            and (before.torch, before.environment.torch_git) == (env.torch, env.torch_git)
+            and _build_and_devices(before.environment) == _build_and_devices(env)
         )
         if same:
             return before
-        aside = self.path.with_name(self.path.name + ".replaced")
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        aside = self.path.with_name(f"{self.path.name}.replaced-{stamp}")
         os.replace(self.path, aside)
+        why = (
+            f"held {before.kind} results of torch {before.torch} on other devices or builds"
+            if kind == "tests"
+            else f"held an earlier {before.kind} run"
+        )
         print(
-            f"convbn-compat: {self.path} held {before.kind} results of torch {before.torch}; "
-            f"kept as {aside}, and a new file begins",
+            f"convbn-compat: {self.path} {why}; kept as {aside}, and a new file begins",
             file=sys.stderr,
         )
         return None
-
-    @property
-    def data(self) -> Run:
-        return self.doc
 
     def add(self, record: CaseRecord) -> None:
         """Record one cell: it replaces an older record of the same cell."""
@@ -628,19 +661,35 @@ class ResultsWriter:
 
     def finish(self, complete: bool, exitstatus: int) -> None:
         """The run ended: ``complete`` false if it was interrupted before its selection
-        ran out. The file is complete when it holds every cell it should."""
+        ran out. The file is complete when it holds every cell it should; a full run
+        that finished drops the cells of cases that no longer exist."""
         self.entry.finished = self.doc.finished = _now()
         self.entry.interrupted = not complete
         self.entry.pytest_exitstatus = self.doc.pytest_exitstatus = exitstatus
         if self.expected_cells is None:
             self.doc.complete = complete
         else:
+            selection = self.entry.selection
+            if complete and selection is not None and selection.full:
+                self.doc.records = [r for r in self.doc.records if r.cell in self.expected_cells]
             have = {r.cell for r in self.doc.records}
             self.doc.complete = self.expected_cells <= have
-        self.flush()
+        try:
+            self.flush()
+            problem = _schema_error(self.doc.to_json(), f"results file {self.path}")
+            if problem is not None:  # a bug of ours: what it wrote is on disk, and named
+                raise RuntimeError(f"convbn-compat wrote a file its reader refuses: {problem}")
+            _check_meaning(f"results file {self.path}", self.doc)
+        finally:
+            self._lock.release()
 
     def flush(self) -> None:
         atomic_write_text(self.path, dump_json(self.doc.to_json()))
+
+
+def _build_and_devices(env: Environment) -> tuple:
+    """What two runs must share to write into one file: the torch build and its GPUs."""
+    return env.torch, env.torch_git, env.cuda, tuple(g.name for g in env.gpus)
 
 
 # -- reading ---------------------------------------------------------------------

@@ -478,11 +478,10 @@ def finding_record(finding: Finding, table, torch_version: str) -> CaseRecord:
         first_example=finding.first_seen,
         shrunk=finding.shrunk,
     )
-    if finding.signature.blame == Blame.PASS.value:
-        cause = finding.cause or ""
-        if cause.startswith("sig:"):  # not triaged (its shrink was cut short)
-            cause = known_causes.provisional_cause(record)
-        record = dataclasses.replace(record, cause=cause)
+    if finding.signature.blame == Blame.PASS.value and not (finding.cause or "").startswith(
+        "sig:"  # not triaged (its shrink was cut short): causes.cause_of gives it one
+    ):
+        record = dataclasses.replace(record, cause=finding.cause)
     return table.apply(record, torch_version, Status.FOUND)
 
 
@@ -668,6 +667,7 @@ def _run_workers(args, run: results.RunIdentity, workers: int, db: Path) -> int:
     env.setdefault("CONVBN_WORKER_THREADS", str(max(1, cores // workers)))
     if workers >= cores:
         env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+    results.ResultsWriter.check(run.path)  # before the search, not after it
     parts = Path(tempfile.mkdtemp(prefix="convbn-fuzz-"))
     procs = []
     for i in range(workers):
@@ -804,4 +804,4 @@ def _summary(doc: results.Run, out: Path, proposed: Path | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(results.tool_main(main))

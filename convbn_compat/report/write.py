@@ -10,7 +10,6 @@ failure against the baseline, an incomplete run) exit 1, bad input exits 2.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from ..core.output import (
     write_folder,
 )
 from ..core.releases import INSTALLED, RELEASES
+from ..core.results import dump_json
 from .html import render_html
 from .markdown import render_job_summary, render_markdown, table_document
 from .model import build_matrix, compare, load_baseline
@@ -91,7 +91,7 @@ def main_report(
     # Everything is rendered before the first byte is written.
     files = {
         # The format core.results.atomic_write_json writes every JSON file of ours in.
-        "matrix.json": json.dumps(data, indent=1, sort_keys=False) + "\n",
+        "matrix.json": dump_json(data),
         "matrix.md": render_markdown(view),
         "summary.md": render_job_summary(view),
         "matrix.html": render_html(view, generated),

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from ..core import results
-from ..core.cells import DEVICES, matrix_cells, parse_cell_id
+from ..core.cells import DEVICES, MATRIX_TEST, matrix_cells, parse_cell_id
 from ..core.errors import ConfigError
 from ..core.outcomes import Outcome
 from ..core.record import CaseRecord, Status
@@ -52,6 +52,10 @@ class _Interrupt:
         # user's own handler, is left as it is.
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, cls._handle)
+        # SIGTERM (nox's after its grace period, a CI runner's cancel) ends the run the
+        # same way, so the results file says it was interrupted instead of being cut off.
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, cls._handle)
 
     @classmethod
     def _handle(cls, signum, frame):
@@ -112,8 +116,7 @@ class MatrixRecorder:
             full=every <= chosen,
             keyword=getattr(option, "keyword", "") or None,
             markers=getattr(option, "markexpr", "") or None,
-            last_failed=bool(getattr(option, "lf", False) or getattr(option, "failedfirst", False))
-            or None,
+            last_failed=bool(getattr(option, "lf", False)) or None,
         )
 
     def _writer(self, environment: dict | None = None) -> results.ResultsWriter:
@@ -222,9 +225,10 @@ class MatrixRecorder:
 def cell_of(nodeid: str) -> tuple[str, str, bool] | None:
     """(case id, device, tf32) of a test id whose parameter is a cell id
     (``...::test_conv_bn_eval[ConvOp-bias-Conv2d-bn-module-cpu]``), else None."""
-    if not nodeid.endswith("]") or "[" not in nodeid:
+    test, _, param = nodeid.rpartition("[")
+    if not nodeid.endswith("]") or not test.endswith("::" + MATRIX_TEST.rpartition("::")[2]):
         return None
-    return parse_cell_id(nodeid.rpartition("[")[2][:-1])
+    return parse_cell_id(param[:-1])
 
 
 def _fatal_error(crash_dir: str | None, worker_id: str | None) -> str:
@@ -362,6 +366,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run = results.RunIdentity.from_options(
             config.getoption, results.default_run_name(_torch_version())
         )
+        results.ResultsWriter.check(run.path)  # before any case runs, not after the first
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     crash_dir = None

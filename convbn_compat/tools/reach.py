@@ -411,4 +411,4 @@ def annotate(path: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(results.tool_main(main))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 import os
 import re
 import signal
@@ -28,9 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..core.errors import ConfigError
 from ..core.outcomes import FaultVerdict
-from ..core.record import CORE_SUMMARY
-from ..core.results import atomic_write_json
+from ..core.record import CORE_SUMMARY, Status
+from ..core.results import atomic_write_json, load_run
 
 __all__ = ["MUTATIONS", "Mutation", "apply", "pass_source", "run"]
 
@@ -355,13 +355,13 @@ def _suite(label: str, workdir: Path, pytest_args: list[str]) -> dict:
     seconds = round(time.monotonic() - started, 1)
     first = None
     try:
-        data = json.loads((results / f"{label}.json").read_text())
-        failed = [c for c in data["cases"] if c.get("status") == "failed"]
-        ran = len(data["cases"])
+        run = load_run(results / f"{label}.json")
+        failed = [r for r in run.records if r.status is Status.FAILED]
+        ran = len(run.records)
         if failed:
-            c = failed[0]
+            c = failed[0].to_json()
             first = {k: c.get(k) for k in ("id", *CORE_SUMMARY, "path")}
-    except (OSError, ValueError, KeyError):
+    except ConfigError:  # no file (the run died before its first case), or a broken one
         ran = None
     return {
         "exit": proc.returncode,

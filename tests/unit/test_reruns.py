@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from convbn_compat.core.errors import ConfigError
 from convbn_compat.core.outcomes import Outcome
 from convbn_compat.core.record import CaseRecord, Status
 from convbn_compat.core.results import ResultsWriter, Selection, load_run
@@ -71,9 +72,64 @@ def test_a_run_of_another_torch_build_keeps_the_old_file_aside(tmp_path, capsys)
     other = _run(path, ["case-0"], env={"torch": "2.15.0", "torch_git": "def"})
     assert len(other.records) == 1
     assert [r.id for r in other.runs] == ["r1"]
-    kept = path.with_name(path.name + ".replaced")
-    assert kept.is_file()
+    (kept,) = path.parent.glob(path.name + ".replaced-*")
+    assert len(load_run(kept).records) == 5
     assert "kept as" in capsys.readouterr().err
+    _run(path, ["case-1"], env={"torch": "2.15.0", "torch_git": "ghi"})
+    assert len(list(path.parent.glob(path.name + ".replaced-*"))) == 2, "one aside overwrote"
+
+
+def test_a_run_on_other_gpus_does_not_write_over_this_one(tmp_path):
+    path = tmp_path / "tests-2.15-cpu.json"
+    _run(path, [c[0] for c in CELLS])
+    elsewhere = {**ENV, "gpus": [{"name": "NVIDIA H100", "capability": "9.0"}]}
+    assert len(_run(path, ["case-0"], env=elsewhere).records) == 1
+    assert list(path.parent.glob(path.name + ".replaced-*"))
+
+
+def test_a_rerun_killed_before_its_end_leaves_the_file_incomplete(tmp_path):
+    path = tmp_path / "tests-2.15-cpu.json"
+    _run(path, [c[0] for c in CELLS])
+    selection = Selection(args=[], selected=1, full=False)
+    writer = ResultsWriter(path, HEADER, ENV, selection=selection, expected_cells=set(CELLS))
+    writer.add(_record("case-1"))  # ... and the process dies here: no finish()
+    run = load_run(path)
+    assert not run.complete
+    assert run.runs[-1].finished is None
+    assert len(run.records) == 5
+    writer._lock.release()
+
+
+def test_a_second_run_of_one_file_at_once_is_refused(tmp_path):
+    path = tmp_path / "tests-2.15-cpu.json"
+    first = ResultsWriter(path, HEADER, ENV, expected_cells=set(CELLS))
+    with pytest.raises(ConfigError, match="another run is writing"):
+        ResultsWriter(path, HEADER, ENV, expected_cells=set(CELLS))
+    first.finish(complete=False, exitstatus=2)
+    ResultsWriter(path, HEADER, ENV, expected_cells=set(CELLS)).finish(False, 2)
+
+
+def test_a_full_run_drops_cells_of_cases_that_are_gone(tmp_path):
+    path = tmp_path / "tests-2.15-cpu.json"
+    writer = ResultsWriter(path, HEADER, ENV, expected_cells=set(CELLS))
+    writer.add(_record("case-removed-since"))
+    writer.finish(complete=True, exitstatus=0)
+    run = _run(path, [c[0] for c in CELLS])
+    assert {r.id for r in run.records} == {c[0] for c in CELLS}
+
+
+def test_a_version_1_file_s_cells_belong_to_its_one_run(tmp_path):
+    path = tmp_path / "tests-2.15-cpu.json"
+    _run(path, [c[0] for c in CELLS])
+    data = json.loads(path.read_text())
+    data["schema_version"] = 1
+    del data["runs"]
+    for case in data["cases"]:
+        del case["run"]
+    path.write_text(json.dumps(data))
+    again = _run(path, ["case-0"])
+    assert {r.run for r in again.records} == {"r1", "r2"}
+    assert all(again.run_of(r) is not None for r in again.records)
 
 
 @pytest.mark.parametrize("names", [("a.json", "b.json"), ("b.json", "a.json")])
