@@ -75,7 +75,8 @@ def test_a_cells_panel_opens_by_click_and_keyboard_and_reads_right(
     assert f"{BUG} @ 2.5/cpu/cpu" in text
     assert "error" in text
     assert f"python -m convbn_compat repro {BUG} --device cpu --release 2.5 -o repro.py" in text
-    assert f"nox -s tests-2.5-cpu -- -k '{BUG}-cpu'" in text
+    assert f'nox -s tests-2.5-cpu -- "tests/test_matrix.py::test_conv_bn_eval[{BUG}-cpu]"' in text
+    assert "recorded by" in text
     links = [a.get_attribute("href") for a in panel.find_elements("css selector", "a")]
     assert "https://github.com/pytorch/pytorch/issues/169011" in links
     rect = browser.execute_script("return arguments[0].getBoundingClientRect().toJSON()", panel)
