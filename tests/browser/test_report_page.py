@@ -203,3 +203,58 @@ def test_the_header_stays_in_view_when_the_matrix_scrolls(browser, any_page, wid
     assert browser.execute_script("return arguments[0].scrollTop", wrap) > 0 or not tall
     # The release row of the header is still at the top of the box, not scrolled away.
     assert top[1] - 1 <= top[0] <= top[1] + 60, (top, before)
+
+
+LEGIBLE = """
+const table = document.getElementById('matrix');  // the matrix, not a search's table
+if (!table) return [];
+const cells = [...table.querySelectorAll('tbody th.case')]
+  .filter(c => c.getBoundingClientRect().width > 0);
+return cells.map(c => {
+  const range = document.createRange();
+  range.selectNodeContents(c);
+  const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+  return {id: c.title, width: c.getBoundingClientRect().width, lines: lines,
+          row: c.closest('tr').getBoundingClientRect().height,
+          font: parseFloat(getComputedStyle(c).fontSize)};
+});
+"""
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_matrix_case_ids_read_across_in_at_most_two_lines(browser, any_page, width):
+    """The case column once shrank to 21 px, one letter a line (rows of 790 px): every
+    shown id of the matrix now reads across in at most two lines, broken only at its
+    hyphens, and its row is no taller than that."""
+    _load(browser, any_page[1], width)
+    cells = browser.execute_script(LEGIBLE)
+    if any_page[0] == "one-fuzz-file":  # a search's own table: ids of up to 124 characters
+        assert not cells
+        return
+    assert cells
+    for cell in cells:
+        assert cell["width"] >= 150, cell
+        assert cell["lines"] <= 2, cell
+        assert cell["row"] <= 2 * 1.4 * cell["font"] + 12, cell
+    # A line ends only after a hyphen: never inside a word of the id.
+    breaks = browser.execute_script(
+        """
+        const out = [];
+        const table = document.getElementById('matrix');
+        for (const c of table ? table.querySelectorAll('tbody th.case') : []) {
+          if (!c.getBoundingClientRect().width) continue;
+          const text = c.firstChild;
+          if (!text || text.nodeType !== 3) continue;
+          const range = document.createRange();
+          let top = null;
+          for (let i = 0; i < text.length; i++) {
+            range.setStart(text, i); range.setEnd(text, i + 1);
+            const t = Math.round(range.getBoundingClientRect().top);
+            if (top !== null && t > top && text.data[i - 1] !== '-') out.push(c.title);
+            top = t;
+          }
+        }
+        return out;
+        """
+    )
+    assert not breaks, breaks[:3]
