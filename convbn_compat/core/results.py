@@ -700,11 +700,13 @@ MAX_DEPTH = 64
 that a hostile file cannot exhaust the parser's recursion."""
 
 
-def _depth(text: str) -> int:
-    """How deep the text's arrays and objects nest; a string's brackets do not count."""
+def _depth(text: str) -> tuple[int, int]:
+    """How deep the text's arrays and objects nest, and the character where they first
+    nest past MAX_DEPTH (-1 where they do not); a string's brackets do not count."""
     depth = deepest = 0
+    past = -1
     in_string = escaped = False
-    for ch in text:
+    for at, ch in enumerate(text):
         if in_string:
             if escaped:
                 escaped = False
@@ -717,43 +719,130 @@ def _depth(text: str) -> int:
         elif ch in "[{":
             depth += 1
             deepest = max(deepest, depth)
+            if depth > MAX_DEPTH and past < 0:
+                past = at
         elif ch in "]}":
             depth -= 1
-    return deepest
+    return deepest, past
+
+
+MAX_INT_DIGITS = 19
+"""No field of ours holds a longer integer (a 64-bit one has 19 digits): a longer one is
+refused by its length, before Python is asked to convert it."""
+
+
+class _Refused:
+    """A value strict JSON refuses, kept in place while parsing so that the refusal can
+    name the field that holds it: ``what`` it is."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+
+class _Repeated(dict):
+    """An object that has ``key`` twice (its last value kept, as ``json`` would)."""
+
+    key: str = ""
+
+
+def _constant(name: str) -> _Refused:
+    return _Refused(f"{name}, which JSON cannot hold (a non-finite number)")
+
+
+def _float(text: str) -> float | _Refused:
+    value = float(text)
+    if math.isfinite(value):
+        return value
+    return _Refused(f"{_clip(text, 20)}, a number too large for a float (it reads as infinity)")
+
+
+def _int(text: str) -> int | _Refused:
+    digits = len(text.lstrip("-"))
+    value = int(text) if digits <= MAX_INT_DIGITS else None
+    if value is None or abs(value) >= 2**63:
+        return _Refused(f"a {digits}-digit integer, longer than any field of ours holds")
+    return value
+
+
+def _pairs(items: list[tuple[str, object]]) -> dict:
+    seen: dict = {}
+    for key, value in items:
+        if key in seen and not isinstance(seen, _Repeated):
+            seen = _Repeated(seen)
+            seen.key = key
+        seen[key] = value
+    return seen
+
+
+LONE_SURROGATE = "a lone surrogate (an unpaired \\ud800-\\udfff escape)"
+
+
+def _lone_surrogate(text: str) -> bool:
+    """Text no file, terminal or page can hold: an escape of half a UTF-16 pair."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _first_refused(value: object, path: str = "") -> tuple[str, str] | None:
+    """The first value strict JSON refuses, as (its path, what it is)."""
+    here = path or "the top level"
+    if isinstance(value, _Refused):
+        return here, value.what
+    if isinstance(value, str):
+        return (here, LONE_SURROGATE) if _lone_surrogate(value) else None
+    if isinstance(value, _Repeated):
+        return here, f"the key {_clip(value.key)!r} twice in one object"
+    if isinstance(value, dict):
+        if any(_lone_surrogate(key) for key in value):
+            return here, f"a key that is {LONE_SURROGATE}"
+        items = ((f"{path}.{key}" if path else key, item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", item) for i, item in enumerate(value))
+    else:
+        return None
+    return next(filter(None, (_first_refused(item, at) for at, item in items)), None)
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """``text`` as a refusal shows it: at most ``limit`` characters of it."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def parse_json(text: str, where: str) -> object:
-    """Strict JSON: no NaN or Infinity, no key twice in one object, no nesting deeper
-    than MAX_DEPTH, no integer too long to read. A ConfigError names ``where``."""
-
-    def constant(name: str):
-        raise ConfigError(
-            f"{where} holds {name}, which JSON cannot hold (a non-finite number); "
-            "regenerate the file, or write null there"
-        )
-
-    def pairs(items):
-        seen = {}
-        for key, value in items:
-            if key in seen:
-                raise ConfigError(f"{where} has the key {key!r} twice in one object; keep one")
-            seen[key] = value
-        return seen
-
-    deepest = _depth(text)
+    """Strict JSON: no NaN or Infinity (nor a number so large it reads as infinity), no
+    key twice in one object, no nesting deeper than MAX_DEPTH, no integer longer than
+    MAX_INT_DIGITS, no lone surrogate. A ConfigError names ``where`` and the field."""
+    deepest, at = _depth(text)
     if deepest > MAX_DEPTH:
         raise ConfigError(
-            f"{where} nests {deepest} levels deep; no convbn-compat file nests more than "
-            f"{MAX_DEPTH}: it is not one of ours"
+            f"{where} nests {deepest} levels deep (past {MAX_DEPTH} at character {at}); no "
+            f"convbn-compat file nests more than {MAX_DEPTH}: it is not one of ours"
         )
     try:
-        return json.loads(text, parse_constant=constant, object_pairs_hook=pairs)
+        data = json.loads(
+            text,
+            parse_constant=_constant,
+            parse_float=_float,
+            parse_int=_int,
+            object_pairs_hook=_pairs,
+        )
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{where} is not valid JSON (truncated or corrupt?): {exc}; regenerate or remove it"
         ) from None
-    except ValueError as exc:  # an integer of more digits than Python converts
-        raise ConfigError(f"{where} holds a number it cannot read ({exc}); regenerate it") from None
+    found = _first_refused(data)
+    if found is not None:
+        field_, what = found
+        raise ConfigError(
+            f"{where}: {_clip(field_)} holds {what}; regenerate the file, or correct that field"
+        )
+    return data
 
 
 def read_json(path: Path, what: str) -> object:
