@@ -918,12 +918,26 @@ def _friendly(error, data: object) -> str:
         words = ", ".join("null" if a is None else str(a) for a in allowed)
         return f"{field_}: '{name}' is {shown}; choose one of: {words}"
     if error.validator == "additionalProperties":
-        return f"{field_}: {error.message}; this version knows no such field"
+        known = error.schema.get("properties", {})
+        extra = next((k for k in error.instance if k not in known), "?")
+        return f"{field_}: an unknown field {_clip(extra)!r}; this version knows no such field"
+    if error.validator in ("oneOf", "anyOf"):
+        kinds = [_kinds(choice) for choice in error.validator_value]
+        return f"{field_}: '{name}' is {shown}; it must be {' or '.join(kinds)}"
     if error.validator == "minimum":
         return f"{field_}: '{name}' is {shown}; it must be at least {error.validator_value}"
     if error.validator in ("pattern", "format"):
         return f"{field_}: '{name}' is {shown}, which is not the expected form"
     return f"{field_}: {error.message[:200]}"
+
+
+def _kinds(schema: dict) -> str:
+    """What a schema admits, in words: ``null``, ``a JSON object``."""
+    if "$ref" in schema:
+        schema = _validator().schema["$defs"][schema["$ref"].rpartition("/")[2]]
+    kinds = schema.get("type", "a value of another form")
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    return " or ".join(_TYPE_WORDS.get(k, k) for k in kinds)
 
 
 def _schema_error(data: object, where: str) -> str | None:
@@ -992,13 +1006,16 @@ def _check_meaning(where: str, run: Run) -> None:
 def _check_release(where: str, run: Run) -> None:
     try:
         tested = release_of(run.torch)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: environment.torch: {exc}; regenerate it") from None
+    except ValueError:
+        raise ConfigError(
+            f"{where}: environment.torch {_clip(run.torch)!r} is not a torch version (like "
+            "'2.4.1' or '2.6.0.dev20241001+cu124'); regenerate the file"
+        ) from None
     named = run.release
     if named is not None and named != INSTALLED:
         if named not in RELEASES:
             raise ConfigError(
-                f"{where}: release {named!r} is not in the release table "
+                f"{where}: release {_clip(named)!r} is not in the release table "
                 f"({', '.join(RELEASES)}); a newer convbn-compat may know it"
             )
         if named == NIGHTLY:
@@ -1021,7 +1038,7 @@ def _check_cells(where: str, run: Run) -> None:
     for i, record in enumerate(run.records):
         if record.cell in seen:
             raise ConfigError(
-                f"{where}: cases[{i}] ({record.id}, {record.column_device}) repeats "
+                f"{where}: cases[{i}] ({_clip(record.id)}, {record.column_device}) repeats "
                 f"cases[{seen[record.cell]}]: a file holds each cell once; keep the one "
                 "you trust and delete the other"
             )
@@ -1032,7 +1049,7 @@ def _check_cells(where: str, run: Run) -> None:
     for i, record in enumerate(run.records):
         if record.run is not None and record.run not in ids:
             raise ConfigError(
-                f"{where}: cases[{i}] ({record.id}) names run {record.run!r}, which 'runs' "
+                f"{where}: cases[{i}] ({_clip(record.id)}) names run {record.run!r}, which 'runs' "
                 "lacks; regenerate the file"
             )
 
