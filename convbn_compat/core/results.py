@@ -51,6 +51,7 @@ __all__ = [
     "Selection",
     "add_run_options",
     "environment_info",
+    "instant",
     "load_run",
     "parse_json",
     "read_json",
@@ -999,8 +1000,33 @@ def _check_meaning(where: str, run: Run) -> None:
     """What the schema cannot say: the release fits the torch, each cell once, each
     case's run is in the file, and the kind's section belongs to the kind."""
     _check_release(where, run)
+    _check_times(where, run)
     _check_cells(where, run)
     _check_sections(where, run)
+
+
+def instant(text: str | None) -> _dt.datetime | None:
+    """The moment an ISO 8601 time names, in UTC (one without an offset is UTC, as every
+    file of ours is written); None for none. A ValueError for text that is no time."""
+    if not text:
+        return None
+    when = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))  # 3.10 reads no Z
+    return when.replace(tzinfo=when.tzinfo or _dt.timezone.utc).astimezone(_dt.timezone.utc)
+
+
+def _check_times(where: str, run: Run) -> None:
+    """Each time is one: the report orders two runs of one cell by when they started."""
+    times = [("started", run.started), ("finished", run.finished)]
+    for i, entry in enumerate(run.runs):
+        times += [(f"runs[{i}].started", entry.started), (f"runs[{i}].finished", entry.finished)]
+    for name, text in times:
+        try:
+            instant(text)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: {name} is {_clip(text)!r}, which is not a time (ISO 8601, like "
+                "2026-12-01T07:57:31+00:00); regenerate the file, or correct that field"
+            ) from None
 
 
 def _check_release(where: str, run: Run) -> None:

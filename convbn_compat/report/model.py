@@ -25,7 +25,7 @@ from ..core.outcomes import Outcome
 from ..core.policy import Policy
 from ..core.record import CaseRecord, RecordError
 from ..core.releases import RELEASES
-from ..core.results import FuzzSection, Run, load_run, read_json
+from ..core.results import FuzzSection, Run, instant, load_run, read_json
 from ..core.versions import torch_release
 
 __all__ = [
@@ -309,23 +309,31 @@ def _add_run(
         matrix.incomplete.append(str(run.path))
 
 
+def _moment(started: str) -> _dt.datetime:
+    """When a run started, to order runs by (``load_run`` checked it is a time); a run
+    that did not say comes before every one that did."""
+    return instant(started) or _dt.datetime.min.replace(tzinfo=_dt.timezone.utc)
+
+
 def _place(matrix: Matrix, key: str, record: CaseRecord, ran: tuple, when) -> None:
     """Put a record in its cell. Two files that hold the same cell: the one whose run
     started later wins, whatever the files are called, and the report names both."""
     row = matrix.cells.setdefault(record.id, {})
     before = when.get((record.id, key))
     if before is not None:
-        if before[0] == ran[0] and row[key].observed() != record.observed():
+        later = _moment(ran[0]) > _moment(before[0])
+        if _moment(ran[0]) == _moment(before[0]) and row[key].observed() != record.observed():
             raise ConfigError(
                 f"{before[1]} and {ran[1]} both hold {record.id} in column {key} from runs "
-                f"that started at {ran[0]}, with different outcomes; remove one of the files"
+                f"that started at {ran[0] or 'an unknown time'} (runs[].started), with "
+                "different outcomes; remove one of the files"
             )
-        newer, older = (ran, before) if ran[0] > before[0] else (before, ran)
+        newer, older = (ran, before) if later else (before, ran)
         matrix.superseded.append(
             f"{record.id} in {key}: {newer[1]} (run of {newer[0]}) over {older[1]} "
             f"(run of {older[0]})"
         )
-        if ran[0] <= before[0]:
+        if not later:
             return
     row[key] = record
     when[(record.id, key)] = ran
@@ -354,7 +362,7 @@ def _runs_shown(matrix: Matrix, when: dict[tuple, tuple]) -> None:
             }
         )
     for runs in matrix.runs.values():
-        runs.sort(key=lambda r: r["started"] or "")
+        runs.sort(key=lambda r: _moment(r["started"]))
 
 
 def _add_search(matrix: Matrix, key: str, run: Run) -> None:
