@@ -51,6 +51,7 @@ __all__ = [
     "Selection",
     "add_run_options",
     "environment_info",
+    "instant",
     "load_run",
     "parse_json",
     "read_json",
@@ -700,11 +701,13 @@ MAX_DEPTH = 64
 that a hostile file cannot exhaust the parser's recursion."""
 
 
-def _depth(text: str) -> int:
-    """How deep the text's arrays and objects nest; a string's brackets do not count."""
+def _depth(text: str) -> tuple[int, int]:
+    """How deep the text's arrays and objects nest, and the character where they first
+    nest past MAX_DEPTH (-1 where they do not); a string's brackets do not count."""
     depth = deepest = 0
+    past = -1
     in_string = escaped = False
-    for ch in text:
+    for at, ch in enumerate(text):
         if in_string:
             if escaped:
                 escaped = False
@@ -717,43 +720,130 @@ def _depth(text: str) -> int:
         elif ch in "[{":
             depth += 1
             deepest = max(deepest, depth)
+            if depth > MAX_DEPTH and past < 0:
+                past = at
         elif ch in "]}":
             depth -= 1
-    return deepest
+    return deepest, past
+
+
+MAX_INT_DIGITS = 19
+"""No field of ours holds a longer integer (a 64-bit one has 19 digits): a longer one is
+refused by its length, before Python is asked to convert it."""
+
+
+class _Refused:
+    """A value strict JSON refuses, kept in place while parsing so that the refusal can
+    name the field that holds it: ``what`` it is."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+
+class _Repeated(dict):
+    """An object that has ``key`` twice (its last value kept, as ``json`` would)."""
+
+    key: str = ""
+
+
+def _constant(name: str) -> _Refused:
+    return _Refused(f"{name}, which JSON cannot hold (a non-finite number)")
+
+
+def _float(text: str) -> float | _Refused:
+    value = float(text)
+    if math.isfinite(value):
+        return value
+    return _Refused(f"{_clip(text, 20)}, a number too large for a float (it reads as infinity)")
+
+
+def _int(text: str) -> int | _Refused:
+    digits = len(text.lstrip("-"))
+    value = int(text) if digits <= MAX_INT_DIGITS else None
+    if value is None or abs(value) >= 2**63:
+        return _Refused(f"a {digits}-digit integer, longer than any field of ours holds")
+    return value
+
+
+def _pairs(items: list[tuple[str, object]]) -> dict:
+    seen: dict = {}
+    for key, value in items:
+        if key in seen and not isinstance(seen, _Repeated):
+            seen = _Repeated(seen)
+            seen.key = key
+        seen[key] = value
+    return seen
+
+
+LONE_SURROGATE = "a lone surrogate (an unpaired \\ud800-\\udfff escape)"
+
+
+def _lone_surrogate(text: str) -> bool:
+    """Text no file, terminal or page can hold: an escape of half a UTF-16 pair."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _first_refused(value: object, path: str = "") -> tuple[str, str] | None:
+    """The first value strict JSON refuses, as (its path, what it is)."""
+    here = path or "the top level"
+    if isinstance(value, _Refused):
+        return here, value.what
+    if isinstance(value, str):
+        return (here, LONE_SURROGATE) if _lone_surrogate(value) else None
+    if isinstance(value, _Repeated):
+        return here, f"the key {_clip(value.key)!r} twice in one object"
+    if isinstance(value, dict):
+        if any(_lone_surrogate(key) for key in value):
+            return here, f"a key that is {LONE_SURROGATE}"
+        items = ((f"{path}.{key}" if path else key, item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", item) for i, item in enumerate(value))
+    else:
+        return None
+    return next(filter(None, (_first_refused(item, at) for at, item in items)), None)
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """``text`` as a refusal shows it: at most ``limit`` characters of it."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def parse_json(text: str, where: str) -> object:
-    """Strict JSON: no NaN or Infinity, no key twice in one object, no nesting deeper
-    than MAX_DEPTH, no integer too long to read. A ConfigError names ``where``."""
-
-    def constant(name: str):
-        raise ConfigError(
-            f"{where} holds {name}, which JSON cannot hold (a non-finite number); "
-            "regenerate the file, or write null there"
-        )
-
-    def pairs(items):
-        seen = {}
-        for key, value in items:
-            if key in seen:
-                raise ConfigError(f"{where} has the key {key!r} twice in one object; keep one")
-            seen[key] = value
-        return seen
-
-    deepest = _depth(text)
+    """Strict JSON: no NaN or Infinity (nor a number so large it reads as infinity), no
+    key twice in one object, no nesting deeper than MAX_DEPTH, no integer longer than
+    MAX_INT_DIGITS, no lone surrogate. A ConfigError names ``where`` and the field."""
+    deepest, at = _depth(text)
     if deepest > MAX_DEPTH:
         raise ConfigError(
-            f"{where} nests {deepest} levels deep; no convbn-compat file nests more than "
-            f"{MAX_DEPTH}: it is not one of ours"
+            f"{where} nests {deepest} levels deep (past {MAX_DEPTH} at character {at}); no "
+            f"convbn-compat file nests more than {MAX_DEPTH}: it is not one of ours"
         )
     try:
-        return json.loads(text, parse_constant=constant, object_pairs_hook=pairs)
+        data = json.loads(
+            text,
+            parse_constant=_constant,
+            parse_float=_float,
+            parse_int=_int,
+            object_pairs_hook=_pairs,
+        )
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{where} is not valid JSON (truncated or corrupt?): {exc}; regenerate or remove it"
         ) from None
-    except ValueError as exc:  # an integer of more digits than Python converts
-        raise ConfigError(f"{where} holds a number it cannot read ({exc}); regenerate it") from None
+    found = _first_refused(data)
+    if found is not None:
+        field_, what = found
+        raise ConfigError(
+            f"{where}: {_clip(field_)} holds {what}; regenerate the file, or correct that field"
+        )
+    return data
 
 
 def read_json(path: Path, what: str) -> object:
@@ -829,12 +919,26 @@ def _friendly(error, data: object) -> str:
         words = ", ".join("null" if a is None else str(a) for a in allowed)
         return f"{field_}: '{name}' is {shown}; choose one of: {words}"
     if error.validator == "additionalProperties":
-        return f"{field_}: {error.message}; this version knows no such field"
+        known = error.schema.get("properties", {})
+        extra = next((k for k in error.instance if k not in known), "?")
+        return f"{field_}: an unknown field {_clip(extra)!r}; this version knows no such field"
+    if error.validator in ("oneOf", "anyOf"):
+        kinds = [_kinds(choice) for choice in error.validator_value]
+        return f"{field_}: '{name}' is {shown}; it must be {' or '.join(kinds)}"
     if error.validator == "minimum":
         return f"{field_}: '{name}' is {shown}; it must be at least {error.validator_value}"
     if error.validator in ("pattern", "format"):
         return f"{field_}: '{name}' is {shown}, which is not the expected form"
     return f"{field_}: {error.message[:200]}"
+
+
+def _kinds(schema: dict) -> str:
+    """What a schema admits, in words: ``null``, ``a JSON object``."""
+    if "$ref" in schema:
+        schema = _validator().schema["$defs"][schema["$ref"].rpartition("/")[2]]
+    kinds = schema.get("type", "a value of another form")
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    return " or ".join(_TYPE_WORDS.get(k, k) for k in kinds)
 
 
 def _schema_error(data: object, where: str) -> str | None:
@@ -896,20 +1000,48 @@ def _check_meaning(where: str, run: Run) -> None:
     """What the schema cannot say: the release fits the torch, each cell once, each
     case's run is in the file, and the kind's section belongs to the kind."""
     _check_release(where, run)
+    _check_times(where, run)
     _check_cells(where, run)
     _check_sections(where, run)
+
+
+def instant(text: str | None) -> _dt.datetime | None:
+    """The moment an ISO 8601 time names, in UTC (one without an offset is UTC, as every
+    file of ours is written); None for none. A ValueError for text that is no time."""
+    if not text:
+        return None
+    when = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))  # 3.10 reads no Z
+    return when.replace(tzinfo=when.tzinfo or _dt.timezone.utc).astimezone(_dt.timezone.utc)
+
+
+def _check_times(where: str, run: Run) -> None:
+    """Each time is one: the report orders two runs of one cell by when they started."""
+    times = [("started", run.started), ("finished", run.finished)]
+    for i, entry in enumerate(run.runs):
+        times += [(f"runs[{i}].started", entry.started), (f"runs[{i}].finished", entry.finished)]
+    for name, text in times:
+        try:
+            instant(text)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: {name} is {_clip(text)!r}, which is not a time (ISO 8601, like "
+                "2026-12-01T07:57:31+00:00); regenerate the file, or correct that field"
+            ) from None
 
 
 def _check_release(where: str, run: Run) -> None:
     try:
         tested = release_of(run.torch)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: environment.torch: {exc}; regenerate it") from None
+    except ValueError:
+        raise ConfigError(
+            f"{where}: environment.torch {_clip(run.torch)!r} is not a torch version (like "
+            "'2.4.1' or '2.6.0.dev20241001+cu124'); regenerate the file"
+        ) from None
     named = run.release
     if named is not None and named != INSTALLED:
         if named not in RELEASES:
             raise ConfigError(
-                f"{where}: release {named!r} is not in the release table "
+                f"{where}: release {_clip(named)!r} is not in the release table "
                 f"({', '.join(RELEASES)}); a newer convbn-compat may know it"
             )
         if named == NIGHTLY:
@@ -932,7 +1064,7 @@ def _check_cells(where: str, run: Run) -> None:
     for i, record in enumerate(run.records):
         if record.cell in seen:
             raise ConfigError(
-                f"{where}: cases[{i}] ({record.id}, {record.column_device}) repeats "
+                f"{where}: cases[{i}] ({_clip(record.id)}, {record.column_device}) repeats "
                 f"cases[{seen[record.cell]}]: a file holds each cell once; keep the one "
                 "you trust and delete the other"
             )
@@ -943,7 +1075,7 @@ def _check_cells(where: str, run: Run) -> None:
     for i, record in enumerate(run.records):
         if record.run is not None and record.run not in ids:
             raise ConfigError(
-                f"{where}: cases[{i}] ({record.id}) names run {record.run!r}, which 'runs' "
+                f"{where}: cases[{i}] ({_clip(record.id)}) names run {record.run!r}, which 'runs' "
                 "lacks; regenerate the file"
             )
 

@@ -32,7 +32,7 @@ def _asset(name: str) -> str:
 
 def _json_for_script(data: object) -> str:
     """JSON that cannot end the <script> element it sits in."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 

@@ -283,10 +283,18 @@ def table_document(view: View, sources: list[str], device: str = "cpu") -> str:
     matrix = view.matrix
     columns = [c for c in matrix.columns if c.key.device == device and c.key.kind == "tests"]
     if not columns:
-        have = sorted({c.key.device for c in matrix.columns})
+        have = sorted({c.key.device for c in matrix.columns if c.key.kind == "tests"})
+        if not have:  # only a search's, the entry points' or a measurement's results
+            kinds = {c.key.kind for c in matrix.columns}
+            kinds |= {"benefit"} if matrix.benefit else set()
+            raise ConfigError(
+                f"no matrix cells in {', '.join(sources)} (they hold "
+                f"{' and '.join(sorted(kinds)) or 'no'} results); the table lays out what "
+                "`nox -s tests-X.Y-cpu` wrote: name those (`report` reads every kind)"
+            )
         raise ConfigError(
-            f"no {device} cells in {', '.join(sources)} (they hold: "
-            f"{', '.join(have) or 'nothing'}); choose --device {have[0] if have else 'cpu'}"
+            f"no {device} cells in {', '.join(sources)} (they hold: {', '.join(have)}); "
+            f"choose --device {have[0]}"
         )
     heads = [o.value for o in Outcome]
     lines = ["| torch | " + " | ".join(heads) + " | complete |"]

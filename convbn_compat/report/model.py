@@ -25,7 +25,8 @@ from ..core.outcomes import Outcome
 from ..core.policy import Policy
 from ..core.record import CaseRecord, RecordError
 from ..core.releases import RELEASES
-from ..core.results import FuzzSection, Run, load_run, read_json
+from ..core.results import SCHEMA as RESULTS_SCHEMA
+from ..core.results import FuzzSection, Run, instant, load_run, read_json
 from ..core.versions import torch_release
 
 __all__ = [
@@ -309,23 +310,31 @@ def _add_run(
         matrix.incomplete.append(str(run.path))
 
 
+def _moment(started: str) -> _dt.datetime:
+    """When a run started, to order runs by (``load_run`` checked it is a time); a run
+    that did not say comes before every one that did."""
+    return instant(started) or _dt.datetime.min.replace(tzinfo=_dt.timezone.utc)
+
+
 def _place(matrix: Matrix, key: str, record: CaseRecord, ran: tuple, when) -> None:
     """Put a record in its cell. Two files that hold the same cell: the one whose run
     started later wins, whatever the files are called, and the report names both."""
     row = matrix.cells.setdefault(record.id, {})
     before = when.get((record.id, key))
     if before is not None:
-        if before[0] == ran[0] and row[key].observed() != record.observed():
+        later = _moment(ran[0]) > _moment(before[0])
+        if _moment(ran[0]) == _moment(before[0]) and row[key].observed() != record.observed():
             raise ConfigError(
                 f"{before[1]} and {ran[1]} both hold {record.id} in column {key} from runs "
-                f"that started at {ran[0]}, with different outcomes; remove one of the files"
+                f"that started at {ran[0] or 'an unknown time'} (runs[].started), with "
+                "different outcomes; remove one of the files"
             )
-        newer, older = (ran, before) if ran[0] > before[0] else (before, ran)
+        newer, older = (ran, before) if later else (before, ran)
         matrix.superseded.append(
             f"{record.id} in {key}: {newer[1]} (run of {newer[0]}) over {older[1]} "
             f"(run of {older[0]})"
         )
-        if ran[0] <= before[0]:
+        if not later:
             return
     row[key] = record
     when[(record.id, key)] = ran
@@ -354,7 +363,7 @@ def _runs_shown(matrix: Matrix, when: dict[tuple, tuple]) -> None:
             }
         )
     for runs in matrix.runs.values():
-        runs.sort(key=lambda r: r["started"] or "")
+        runs.sort(key=lambda r: _moment(r["started"]))
 
 
 def _add_search(matrix: Matrix, key: str, run: Run) -> None:
@@ -448,35 +457,68 @@ def benefit_rows(runs: list[Run]) -> list[dict]:
 
 
 def load_baseline(path: Path) -> Matrix:
-    """A baseline is an earlier matrix.json, or a folder (or file) of results."""
+    """A baseline is an earlier matrix.json, or a folder (or file) of results; one that
+    has no columns compares nothing, and is refused."""
     path = Path(path)
     if path.is_file():
         data = read_json(path, "baseline")
-        if isinstance(data, dict) and data.get("schema") == MATRIX_SCHEMA:
-            return _matrix_from_json(path, data)
-    return build_matrix([path])
+        schema = data.get("schema") if isinstance(data, dict) else None
+        if schema == MATRIX_SCHEMA:
+            matrix = _matrix_from_json(path, data)
+        elif schema == RESULTS_SCHEMA:
+            matrix = build_matrix([path])
+        else:
+            found = f"its schema is {schema!r}" if schema else "it names no schema"
+            raise ConfigError(
+                f"baseline {path} is neither a report's matrix.json nor a results file "
+                f"({found}); give an earlier report's matrix.json or its results folder"
+            )
+    else:
+        matrix = build_matrix([path])
+    if not matrix.columns:
+        raise ConfigError(
+            f"baseline {path} has no columns, so it compares nothing; give the matrix.json "
+            "of a report that read results, or the results folder"
+        )
+    return matrix
 
 
 def _matrix_from_json(path: Path, data: dict) -> Matrix:
     version = data.get("schema_version", 0)
-    if not isinstance(version, int) or version > MATRIX_SCHEMA_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version > MATRIX_SCHEMA_VERSION:
         raise ConfigError(
             f"baseline {path} has matrix schema version {version!r}; "
             f"this convbn-compat reads up to {MATRIX_SCHEMA_VERSION}"
         )
+    columns, cells = data.get("columns"), data.get("cells")
+    if not isinstance(columns, list) or not all(isinstance(c, dict) for c in columns):
+        raise ConfigError(
+            f"baseline {path} is a matrix missing or mangling 'columns' (a list of "
+            "columns); regenerate it with `report`"
+        )
+    rows = cells.values() if isinstance(cells, dict) else None
+    if rows is None or not all(
+        isinstance(row, dict) and all(isinstance(c, dict) for c in row.values()) for row in rows
+    ):
+        raise ConfigError(
+            f"baseline {path} is a matrix missing or mangling 'cells' (case id -> column "
+            "-> record); regenerate it with `report`"
+        )
     try:
-        columns = [Column.from_json(c) for c in data["columns"]]
-        cells = {
-            cid: {key: _baseline_record(cid, key, cell) for key, cell in row.items()}
-            for cid, row in data["cells"].items()
-        }
+        return Matrix(
+            [Column.from_json(c) for c in columns],
+            {
+                cid: {key: _baseline_record(cid, key, cell) for key, cell in row.items()}
+                for cid, row in cells.items()
+            },
+            data.get("incomplete", []),
+        )
     except RecordError as exc:
         raise ConfigError(f"baseline {path}: {exc}; regenerate the baseline") from None
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ConfigError(
             f"baseline {path} is a matrix missing or mangling {exc}; regenerate it with `report`"
         ) from None
-    return Matrix(columns, cells, data.get("incomplete", []))
 
 
 def _baseline_record(case_id: str, key: str, cell: dict) -> CaseRecord:
