@@ -6,7 +6,6 @@ fault happen, and reads the results file the child left behind.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,6 +16,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("torch")
+
+from convbn_compat.core.results import load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 # A quick real case: it must still run, and pass, next to the faulty ones.
@@ -47,7 +48,8 @@ def _suite(results: Path, *args: str) -> list[str]:
 
 
 def _cases(results: Path) -> tuple[dict, dict[str, dict]]:
-    data = json.loads((results / "faults.json").read_text())
+    """The results file's document (as the file holds it), and its cells by case id."""
+    data = load_run(results / "faults.json").to_json()
     return data, {c["id"]: c for c in data["cases"]}
 
 
@@ -62,7 +64,9 @@ def _failing_run(tmp_path: Path, *args: str) -> tuple[dict, dict[str, dict]]:
     )
     assert proc.returncode == 1, proc.stdout[-3000:]
     data, cases = _cases(tmp_path)
-    assert data["complete"] is True
+    # The run ran to its end (the file holds part of the suite: not "complete").
+    assert data["runs"][-1]["finished"]
+    assert data["runs"][-1]["interrupted"] is False
     return data, cases
 
 
@@ -130,7 +134,7 @@ def test_an_interrupted_run_leaves_an_incomplete_results_file(how, tmp_path):
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline:
-            if results.exists() and len(json.loads(results.read_text())["cases"]) >= 2:
+            if results.exists() and len(load_run(results).records) >= 2:
                 break
             assert proc.poll() is None, "the suite ended before it could be interrupted"
             time.sleep(0.2)
@@ -140,6 +144,7 @@ def test_an_interrupted_run_leaves_an_incomplete_results_file(how, tmp_path):
         proc.kill()
     data, cases = _cases(tmp_path)
     assert data["complete"] is False
+    assert data["runs"][-1]["interrupted"] is True
     assert 2 <= len(cases) < 56  # 56 upstream module cases were selected
     # Only cases that ran to the end are recorded, never one the interrupt cut short.
     assert {(c["outcome"], c["status"]) for c in cases.values()} == {("fused", "passed")}
