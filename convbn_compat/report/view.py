@@ -549,3 +549,50 @@ def summary_lines(view: View) -> list[str]:
             + (found or "no failure of the pass")
         )
     return lines
+
+
+@dataclass
+class CauseNow:
+    """One known cause, as it stands across the matrix's releases now."""
+
+    cause: str
+    title: str
+    releases: list[str]
+    cells: int
+    link: str
+    command: str
+
+
+def causes_now(view: View) -> list[CauseNow]:
+    """The known causes of the matrix's failing cells, one each: the releases it breaks,
+    how many cells, its first link and the command that writes its reproducer."""
+    order = {key: i for i, key in enumerate(RELEASES)}
+    found: dict[str, list[str]] = {}
+    for (_case, key), cause in view.causes.items():
+        column = ColumnKey.parse(key)
+        if column.kind == "tests":
+            found.setdefault(cause, []).append(column.release)
+    out = []
+    for cause, releases in found.items():
+        known = view.policy.causes.by_id[cause]
+        ordered = sorted(set(releases), key=lambda r: order.get(r, len(order)))
+        out.append(
+            CauseNow(
+                cause,
+                known.title,
+                ordered,
+                len(releases),
+                known.links[0] if known.links else "",
+                f"python -m convbn_compat repro {cause} --standalone -o bug.py",
+            )
+        )
+    return sorted(out, key=lambda c: -c.cells)
+
+
+def span(releases: list[str]) -> str:
+    """``2.5-2.15`` for a run of releases in the table's order, else a list."""
+    keys = list(RELEASES)
+    at = [keys.index(r) for r in releases if r in keys]
+    if len(at) == len(releases) > 2 and at == list(range(at[0], at[0] + len(at))):
+        return f"{releases[0]}-{releases[-1]}"
+    return ", ".join(releases)

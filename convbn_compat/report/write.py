@@ -25,7 +25,7 @@ from ..core.results import dump_json
 from .html import render_html
 from .markdown import render_job_summary, render_markdown, table_document
 from .model import build_matrix, compare, load_baseline
-from .view import build_view, summary_lines
+from .view import build_view, causes_now, span, summary_lines
 
 __all__ = ["main_report", "table"]
 
@@ -69,6 +69,56 @@ def _check_no_fail_on(releases: tuple[str, ...]) -> None:
         )
 
 
+MAX_LISTED = 15
+"""Unexpected cells the terminal names one a line; matrix.md names them all."""
+
+
+def _verdict(matrix, view, no_fail_on: tuple[str, ...]) -> tuple[Exit, str, list[str]]:
+    """The exit status, the one-line verdict, and the lines that explain it."""
+    reasons = []
+    if matrix.incomplete:
+        # A run that stopped early says nothing about the cells it never reached.
+        reasons.append(f"INCOMPLETE runs: {', '.join(matrix.incomplete)}")
+    gated = [(c, k) for c, k in view.unexpected if k.split("/")[0] not in no_fail_on]
+    fatal = 0
+    for r in view.new_failures:
+        reported_only = r["column"].split("/")[0] in no_fail_on
+        fatal += not reported_only
+        note = " (reported only)" if reported_only else ""
+        reasons.append(f"NEW FAILURE{note} {r['case']} @ {r['column']}: {r['before']} -> "
+                       f"{r['after']}")  # fmt: skip
+    status = Exit.FINDINGS if (matrix.incomplete or gated or fatal) else Exit.OK
+    cells = sum(len(row) for row in matrix.cells.values())
+    releases = len({c.key.release for c in matrix.columns})
+    if status is Exit.OK and view.unexpected:
+        verdict = (
+            f"VERDICT: {len(view.unexpected)} UNEXPECTED cells, all in releases of "
+            f"--no-fail-on {', '.join(no_fail_on)} (exit 0)"
+        )
+    elif status is Exit.OK:
+        failing = sum(
+            1
+            for row in matrix.cells.values()
+            for cell in row.values()
+            if cell.outcome is not None and cell.outcome.is_failure
+        )
+        verdict = (
+            f"VERDICT: every outcome as expected: {cells} cells of {releases} releases; "
+            f"{failing} wrong or failing, each as the expectations or a known cause say (exit 0)"
+        )
+    else:
+        words = []
+        if view.unexpected:
+            cases = len({c for c, _ in view.unexpected})
+            words.append(f"{len(view.unexpected)} UNEXPECTED cells in {cases} cases")
+        if fatal:
+            words.append(f"{fatal} new failures against the baseline")
+        if matrix.incomplete:
+            words.append(f"{len(matrix.incomplete)} incomplete runs")
+        verdict = f"VERDICT: {'; '.join(words)} (exit {Exit.FINDINGS:d})"
+    return status, verdict, reasons
+
+
 def table(paths: list[Path], device: str = "cpu") -> str:
     """``docs/matrix.md``: every case against every release of one device."""
     return table_document(build_view(build_matrix(paths)), [str(p) for p in paths], device)
@@ -97,30 +147,31 @@ def main_report(
         "matrix.html": render_html(view, generated),
     }
     write_folder(outdir, files, LOCK)
+
+    status, verdict, reasons = _verdict(matrix, view, no_fail_on)
+    # The terminal answers first: the verdict, then what is unexpected with its rerun
+    # command, then the known causes across releases, then the counts.
+    print(verdict)
+    unexpected = sorted(view.unexpected)
+    for case_id, key in unexpected[:MAX_LISTED]:
+        rerun = view.commands[key]["rerun"].replace("{case}", case_id)
+        cell = matrix.cells[case_id][key]
+        print(f"  UNEXPECTED {case_id} @ {key}: {cell.outcome} (expected "
+              f"{cell.expected_outcome}); rerun: {rerun}")  # fmt: skip
+    if len(unexpected) > MAX_LISTED:
+        print(f"  ... and {len(unexpected) - MAX_LISTED} more: {outdir / 'matrix.md'}")
+    for reason in reasons:
+        print(f"  {reason}")
+    now = causes_now(view)
+    if now:
+        print("Known causes of what fails now:")
+    for c in now:
+        link = f" {c.link}" if c.link else ""
+        print(f"  {c.cause}: {c.cells} cells in {span(c.releases)}{link}; {c.command}")
+    for line in summary_lines(view):  # what the page's summary leads with
+        print(line)
     print(
         f"wrote {outdir / 'matrix.md'}, summary.md, matrix.json, matrix.html "
         f"({len(matrix.columns)} columns, {len(matrix.cells)} cases)"
     )
-    for line in summary_lines(view):  # what the page's summary leads with
-        print(line)
-    status = Exit.OK
-    if matrix.incomplete:
-        # A run that stopped early says nothing about the cells it never reached.
-        print(f"INCOMPLETE runs (exit {Exit.FINDINGS:d}): {', '.join(matrix.incomplete)}")
-        status = Exit.FINDINGS
-    unexpected = sorted((c, k) for c, k in view.unexpected if k.split("/")[0] not in no_fail_on)
-    if unexpected:
-        print(
-            f"UNEXPECTED outcomes in {len(unexpected)} cells of {len({c for c, _ in unexpected})} "
-            f"cases (exit {Exit.FINDINGS:d}); the first: {unexpected[0][0]} @ {unexpected[0][1]}"
-        )
-        status = Exit.FINDINGS
-    fatal = 0
-    for r in view.new_failures:
-        reported_only = r["column"].split("/")[0] in no_fail_on
-        fatal += not reported_only
-        note = " (reported only)" if reported_only else ""
-        print(f"NEW FAILURE{note} {r['case']} @ {r['column']}: {r['before']} -> {r['after']}")
-    if fatal:
-        status = Exit.FINDINGS
     return int(status)

@@ -217,7 +217,12 @@ def test_unexpected_cells_exit_1_and_say_so(capsys, tmp_path):
     results_file(folder, "2.4", "2.4.1", {DECOMPOSED: "error"}, as_expected=False)
     code, out, _ = _run(capsys, "report", folder, "-o", tmp_path / "r")
     assert code == Exit.FINDINGS
-    assert f"UNEXPECTED outcomes in 1 cells of 1 cases (exit 1); the first: {DECOMPOSED}" in out
+    lines = out.splitlines()
+    # The verdict leads, then the cell with the command that reruns exactly it.
+    assert lines[0] == "VERDICT: 1 UNEXPECTED cells in 1 cases (exit 1)"
+    assert lines[1].startswith(f"  UNEXPECTED {DECOMPOSED} @ 2.4/cpu/cpu: error (expected fused)")
+    assert f"test_conv_bn_eval[{DECOMPOSED}-cpu]" in lines[1]
     # Reported only, for a release named in --no-fail-on.
-    code, _, _ = _run(capsys, "report", folder, "-o", tmp_path / "r2", "--no-fail-on", "2.4")
+    code, out, _ = _run(capsys, "report", folder, "-o", tmp_path / "r2", "--no-fail-on", "2.4")
     assert code == Exit.OK
+    assert out.startswith("VERDICT: 1 UNEXPECTED cells, all in releases of --no-fail-on 2.4")

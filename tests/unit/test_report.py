@@ -258,6 +258,25 @@ def test_every_rerun_command_names_a_session_nox_lists():
     assert named <= _listed_sessions()
 
 
+def test_the_committed_results_report_in_one_screen_led_by_the_verdict(tmp_path, capsys):
+    """The committed results: the verdict first, each known cause once with where it
+    breaks, and the whole answer within 40 lines."""
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    folders = [docs / "results", docs / "fuzz", docs / "reach", docs / "benefit"]
+    assert main(["report", *map(str, folders), "-o", str(tmp_path / "r")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("VERDICT: every outcome as expected: ")
+    assert len(lines) <= 40, len(lines)
+    causes = [line for line in lines if line.startswith("  conv-args-by-keyword: ")]
+    assert causes == [
+        "  conv-args-by-keyword: 53 cells in 2.5-2.15 "
+        "https://github.com/pytorch/pytorch/issues/196165; "
+        "python -m convbn_compat repro conv-args-by-keyword --standalone -o bug.py"
+    ]
+
+
 def test_every_rerun_command_selects_exactly_the_cell_it_names():
     """A node id, never a -k substring: each command of the committed report selects one
     cell of the matrix's parametrisation, and it is the cell the command stands for."""
@@ -312,6 +331,7 @@ def test_the_summary_leads_with_the_newest_release_and_its_broken_cases(results,
 def test_the_terminal_prints_the_summary_lines(results, tmp_path, capsys):
     main(["report", str(results), "-o", str(tmp_path / "r")])
     out = capsys.readouterr().out
+    assert out.startswith("VERDICT: every outcome as expected: ")
     assert "2.10 (torch 2.10.0): 1 cases wrong or failing; against the release before: " in out
 
 
