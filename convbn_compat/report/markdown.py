@@ -11,7 +11,7 @@ from ..core.outcomes import NOT_RUN_SYMBOL, Outcome
 from ..core.record import CaseRecord
 from ..core.releases import session_name
 from .model import CLASSES, Column, Matrix
-from .view import RowGroup, View, summary_lines
+from .view import RowGroup, View, causes_now, span, summary_lines
 
 __all__ = ["render_job_summary", "render_markdown", "table_document"]
 
@@ -171,9 +171,10 @@ def render_markdown(view: View) -> str:
 
 
 def render_job_summary(view: View) -> str:
-    """``summary.md``, for a CI job's summary page: a headline, what is broken in the
-    newest release with causes and the commands that rerun each, the other releases in
-    a line each, and the full matrix folded away; the HTML page is the run's artifact."""
+    """``summary.md``, for a CI job's summary page: a headline; every unexpected cell of
+    any release with the command that reruns exactly it; each known cause once, with the
+    releases it breaks; what is broken in the newest release; the other releases in a
+    line each. The full matrix is the HTML page in the run's artifact, not a copy here."""
     unexpected = len(view.group(RowGroup.UNEXPECTED))
     new = len(view.new_failures)
     head = (f"**{unexpected} cases unexpected**" if unexpected else "every outcome as expected") + (
@@ -182,6 +183,23 @@ def render_job_summary(view: View) -> str:
     if view.matrix.incomplete:
         head += f", **{len(view.matrix.incomplete)} incomplete runs**"
     lines = [f"# convbn-compat matrix: {head}", ""]
+    if view.unexpected:
+        lines += ["## Unexpected", "", "| cell | outcome | expected | rerun |", "|---|---|---|---|"]
+        for case_id, key in sorted(view.unexpected):
+            cell = view.matrix.cells[case_id][key]
+            rerun = view.commands[key]["rerun"].replace("{case}", case_id)
+            lines.append(
+                f"| `{case_id}` @ {key} | {cell.outcome} | {cell.expected_outcome} | `{rerun}` |"
+            )
+        lines.append("")
+    now = causes_now(view)
+    if now:
+        lines += ["## Known causes of what fails now", ""]
+        lines += ["| cause | releases | cells | reproducer |", "|---|---|---|---|"]
+        for c in now:
+            name = f"[{c.cause}]({c.link})" if c.link else f"`{c.cause}`"
+            lines.append(f"| {name} | {span(c.releases)} | {c.cells} | `{c.command}` |")
+        lines.append("")
     if view.releases:
         newest = view.releases[0]
         lines += [
@@ -200,13 +218,8 @@ def render_job_summary(view: View) -> str:
         lines += [f"- {line}" for line in summary_lines(view)]
     lines += [
         "",
-        "The HTML report (`matrix.html`, one offline page) is in this run's `matrix` artifact.",
-        "",
-        "<details><summary>The full matrix</summary>",
-        "",
-        render_markdown(view),
-        "",
-        "</details>",
+        "The whole matrix, every cell with its record, is `matrix.html` (one offline page) "
+        "and `matrix.md` in this run's `matrix` artifact.",
         "",
     ]
     return "\n".join(lines)
