@@ -258,3 +258,29 @@ def test_the_matrix_case_ids_read_across_in_at_most_two_lines(browser, any_page,
         """
     )
     assert not breaks, breaks[:3]
+
+
+def test_a_failure_not_of_the_pass_never_reads_as_expected(browser, tmp_path):
+    """A generator finding that fails with the pass off too is labelled so in its panel."""
+    out = tmp_path / "r"
+    assert main(["report", str(DOCS / "fuzz"), "-o", str(out)]) in (0, 1)
+    _load(browser, out / "matrix.html", 1400)
+    text = browser.execute_script(
+        """
+        const data = JSON.parse(document.getElementById('report-data').textContent);
+        for (const td of document.querySelectorAll('td.cell')) {
+          const caseId = td.parentElement.dataset.case;
+          const column = data.columns[Number(td.dataset.col)];
+          if (!column) continue;
+          const cell = (data.cells[caseId] || {})[column.key];
+          if (cell && cell.blame === 'not-pass' && td.querySelector('button')) {
+            td.querySelector('button').click();
+            return document.getElementById('panel').innerText;
+          }
+        }
+        return null;
+        """
+    )
+    assert text is not None, "the committed searches have findings not of the pass"
+    assert "fails with the pass off too" in text
+    assert "as expected" not in text.split("verdict", 1)[1].split("\n")[1]

@@ -39,7 +39,9 @@ function openPanel(button) {
   const rows = [
     ["outcome", cell.outcome === null ? "not run" : cell.outcome],
     ["expected", cell.expected_outcome === null ? "-" : cell.expected_outcome],
-    ["verdict", td.classList.contains("unexpected") ? "UNEXPECTED" : "as expected"],
+    ["verdict", td.classList.contains("unexpected") ? "UNEXPECTED"
+      : cell.blame === "not-pass" ? "fails with the pass off too: not the pass's"
+      : "as expected"],
     ["torch", column.torch],
     ["recorded by", ((DATA.recorded || {})[caseId] || {})[column.key] || "-"],
     ["fires (counter)", `${show(cell.fire_count)} of ${show(cell.expected_count)} expected`],
