@@ -50,6 +50,7 @@ __all__ = [
     "load",
     "proposed_rows",
     "provisional_cause",
+    "rank",
     "representative",
     "summarise",
 ]
@@ -263,10 +264,16 @@ def assign(run, table: Causes) -> None:
     run.records = [dataclasses.replace(r, cause=cause_of(r, run.torch, table)) for r in run.records]
 
 
+def rank(example_id: str, shrunk: bool | None) -> tuple[bool, int]:
+    """The one order of examples that stand for a cause or a signature: shrunk before
+    not, then the shortest id (the smallest model). Lower is better."""
+    return (not shrunk, len(example_id))
+
+
 def representative(records: list[CaseRecord], triaged=None) -> tuple[str, bool]:
     """The one rule for a cause's representative: the search's own triaged example
     where it is shrunk (or nothing else is), else the shrunk and shortest record."""
-    smallest = min(records, key=lambda r: (not r.shrunk, len(r.id)))
+    smallest = min(records, key=lambda r: rank(r.id, r.shrunk))
     pick = (smallest.id, bool(smallest.shrunk))
     if triaged is not None and triaged.representative and (triaged.shrunk or not pick[1]):
         pick = (triaged.representative, triaged.shrunk)

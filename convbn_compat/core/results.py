@@ -565,8 +565,6 @@ class ResultsWriter:
         selection: Selection | None = None,
         expected_cells: set[tuple[str, str, bool]] | None = None,
     ) -> None:
-        import filelock
-
         self.path = Path(path)
         self.expected_cells = expected_cells
         if environment is None:
@@ -578,14 +576,7 @@ class ResultsWriter:
         )
         kind = kind or run.get("kind") or "tests"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = filelock.FileLock(str(self.path.with_name(f".{self.path.name}.lock")))
-        try:
-            self._lock.acquire(timeout=0)
-        except filelock.Timeout:
-            raise ConfigError(
-                f"another run is writing {self.path} now; wait for it to end, or name this "
-                "run otherwise (--convbn-run, --convbn-results)"
-            ) from None
+        self._lock = _take_lock(self.path)
         self.doc = self._previous(kind, env) or Run(
             session=run["session"], environment=env, kind=kind, started=_now(), path=self.path
         )
@@ -604,23 +595,19 @@ class ResultsWriter:
     @staticmethod
     def check(path: Path) -> None:
         """Refuse, before any work, a file at ``path`` that a run could not write into
-        (not a results file, corrupt, of a newer schema): a ConfigError says what."""
+        (another run writing it now, not a results file, corrupt, of a newer schema): a
+        ConfigError says what."""
         path = Path(path)
-        if path.exists():
-            try:
-                load_run(path)
-            except NotResults as exc:
-                raise ConfigError(
-                    f"{path} exists and is not a results file ({exc}); move it away or name "
-                    "another run (--convbn-run)"
-                ) from None
+        if path.parent.is_dir():
+            _take_lock(path).release()
+        _check_readable(path)
 
     def _previous(self, kind: str, env: Environment) -> Run | None:
         """The session's file to write into: a tests file of the same torch build, seen
         on the same devices."""
         if not self.path.exists():
             return None
-        self.check(self.path)
+        _check_readable(self.path)
         before = load_run(self.path)
         same = (
             kind == "tests"
@@ -686,6 +673,33 @@ class ResultsWriter:
 
     def flush(self) -> None:
         atomic_write_text(self.path, dump_json(self.doc.to_json()))
+
+
+def _check_readable(path: Path) -> None:
+    """A file a run would write into must be a results file this version reads."""
+    if path.exists():
+        try:
+            load_run(path)
+        except NotResults as exc:
+            raise ConfigError(
+                f"{path} exists and is not a results file ({exc}); move it away or name "
+                "another run (--convbn-run)"
+            ) from None
+
+
+def _take_lock(path: Path):
+    """The file's lock, taken now or refused: one run writes a results file at a time."""
+    import filelock
+
+    lock = filelock.FileLock(str(path.with_name(f".{path.name}.lock")))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise ConfigError(
+            f"another run is writing {path} now; wait for it to end, or name this run "
+            "otherwise (--convbn-run, --convbn-results)"
+        ) from None
+    return lock
 
 
 def _build_and_devices(env: Environment) -> tuple:

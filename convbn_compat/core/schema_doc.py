@@ -25,12 +25,14 @@ so a reader never sees half a file and a run that dies keeps every case it finis
 
 **Reruns lose nothing.** A run of part of a session (`-k`, node ids, `--lf`, a run
 stopped with Ctrl-C) writes into the session's existing file when it tests the same
-torch build: each cell it runs replaces that cell's record, every other cell stays.
-`runs` lists every run that wrote into the file (when, what it selected, whether it was
-interrupted) and each case names its run. `complete` is true when the file holds every
-cell of the full suite for its devices. A file of another torch build is kept as
-`<run>.json.replaced` and a new one begins. A tool's run (fuzz, reach, benefit) is one
-search or one measurement, and begins a new file.
+torch build on the same GPUs: each cell it runs replaces that cell's record, every other
+cell stays. `runs` lists every run that wrote into the file (when, what it selected,
+whether it was interrupted) and each case names its run. `complete` is true when the
+file holds every cell of the full suite for its devices, and false while a run is still
+writing (so a run killed outright leaves it false). A file of another build or GPUs is
+kept as `<run>.json.replaced-<time>` and a new one begins. A tool's run (fuzz, reach,
+benefit) is one search or one measurement: it begins a new file, the earlier one kept
+aside the same way. One run writes a file at a time.
 
 **One reader.** `convbn_compat.core.results.load_run` reads every file: it refuses
 NaN and Infinity (which JSON cannot hold), a key twice in one object, nesting deeper than

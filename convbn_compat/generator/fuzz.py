@@ -436,8 +436,8 @@ class Fuzzer:
                 regrouped[key] = finding
                 continue
             kept.count += finding.count
-            rank = (not finding.shrunk, len(finding.example.id))
-            if rank < (not kept.shrunk, len(kept.example.id)):
+            mine = known_causes.rank(finding.example.id, finding.shrunk)
+            if mine < known_causes.rank(kept.example.id, kept.shrunk):
                 kept.example, kept.verdict, kept.shrunk = (
                     finding.example,
                     finding.verdict,
@@ -734,7 +734,7 @@ def _merge(paths: list[Path], workers: int, elapsed: float) -> dict:
                 by_sig[key] = case
                 continue
             total = (kept.examples_with_signature or 0) + (case.examples_with_signature or 0)
-            if (not case.shrunk, len(case.id)) < (not kept.shrunk, len(kept.id)):
+            if known_causes.rank(case.id, case.shrunk) < known_causes.rank(kept.id, kept.shrunk):
                 kept = case
             by_sig[key] = dataclasses.replace(kept, examples_with_signature=total)
     fuzz.elapsed_s = round(elapsed, 1)
@@ -757,8 +757,8 @@ def _merge_triage(triaged: dict, part: dict) -> None:
             triaged[key] = dataclasses.replace(entry)
             continue
         total = (kept.examples or 0) + (entry.examples or 0)
-        rank = (not entry.shrunk, len(entry.representative))
-        if rank < (not kept.shrunk, len(kept.representative)):
+        mine = known_causes.rank(entry.representative, entry.shrunk)
+        if mine < known_causes.rank(kept.representative, kept.shrunk):
             kept = triaged[key] = dataclasses.replace(entry)
         kept.examples = total
 

@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 
 from ..core.cases import get_case
+from ..core.causes import rank
 from ..core.cells import node_id
 from ..core.errors import ConfigError
 from ..core.outcomes import Blame, Outcome
@@ -430,9 +431,8 @@ def _searches(view: View) -> list[Search]:
                 if kept is None:
                     merged[found.cause] = found
                     continue
-                better = (not found.shrunk, len(found.representative)) < (
-                    not kept.shrunk,
-                    len(kept.representative),
+                better = rank(found.representative, found.shrunk) < rank(
+                    kept.representative, kept.shrunk
                 )
                 total = (kept.examples + found.examples, kept.signatures + found.signatures)
                 kept = merged[found.cause] = found if better else kept

@@ -140,7 +140,7 @@ def main_report(
         data["baseline"] = {"source": str(baseline), "cells": diff}
     # Everything is rendered before the first byte is written.
     files = {
-        # The format core.results.atomic_write_json writes every JSON file of ours in.
+        # The format every JSON file of ours is written in (no NaN or Infinity).
         "matrix.json": dump_json(data),
         "matrix.md": render_markdown(view),
         "summary.md": render_job_summary(view),

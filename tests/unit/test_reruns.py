@@ -105,6 +105,8 @@ def test_a_second_run_of_one_file_at_once_is_refused(tmp_path):
     first = ResultsWriter(path, HEADER, ENV, expected_cells=set(CELLS))
     with pytest.raises(ConfigError, match="another run is writing"):
         ResultsWriter(path, HEADER, ENV, expected_cells=set(CELLS))
+    with pytest.raises(ConfigError, match="another run is writing"):
+        ResultsWriter.check(path)  # what a run asks before it runs anything
     first.finish(complete=False, exitstatus=2)
     ResultsWriter(path, HEADER, ENV, expected_cells=set(CELLS)).finish(False, 2)
 
